@@ -1,0 +1,82 @@
+"""The parser registry: an explicit dict of formats, and content sniffing.
+
+Formats are recognised by their content, never by file extension. Sniffers
+run in :data:`SNIFF_ORDER` (most specific first) over the first
+:data:`~stationkit.parsers.sources.HEAD_BYTES` bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stationkit.errors import ParseError, UnknownFormatError
+from stationkit.parsers import toa5
+from stationkit.parsers.base import ParseResult, Source
+from stationkit.parsers.sources import read_head, source_name
+
+
+@dataclass(frozen=True)
+class ParserSpec:
+    """One registered format."""
+
+    name: str
+    description: str
+    sniff: Callable[[bytes], bool]
+    read: Callable[..., ParseResult]
+
+
+PARSERS: dict[str, ParserSpec] = {
+    spec.name: spec
+    for spec in (
+        ParserSpec(toa5.FORMAT, "Campbell Scientific TOA5 ASCII table", toa5.sniff, toa5.read_toa5),
+    )
+}
+
+#: sniffing order: binary and strongly-marked formats before loose text ones
+SNIFF_ORDER: tuple[str, ...] = tuple(PARSERS)
+
+
+def format_names() -> list[str]:
+    return sorted(PARSERS)
+
+
+def get_parser(fmt: str) -> ParserSpec:
+    """The parser for ``fmt``; an unknown name lists the valid ones."""
+    try:
+        return PARSERS[fmt]
+    except KeyError:
+        raise ParseError(
+            None, f"unknown format {fmt!r}; formats: {', '.join(format_names())}"
+        ) from None
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The format whose sniffer recognises ``head``, or None."""
+    for fmt in SNIFF_ORDER:
+        if PARSERS[fmt].sniff(head):
+            return fmt
+    return None
+
+
+def detect_format(source: Source, *, name: str | None = None) -> str:
+    """The format of ``source`` by content; a clear error when none fits."""
+    head = read_head(source)
+    fmt = sniff_format(head)
+    if fmt is None:
+        display = source_name(source, name)
+        what = "an empty file" if not head else "a file no parser recognises"
+        raise UnknownFormatError(
+            display,
+            f"{what}; formats stationkit reads: {', '.join(format_names())}",
+        )
+    return fmt
+
+
+def parse_file(
+    source: Source, *, fmt: str | None = None, name: str | None = None, **options: Any
+) -> ParseResult:
+    """Parse ``source`` with ``fmt`` or the sniffed format."""
+    fmt = fmt or detect_format(source, name=name)
+    return get_parser(fmt).read(source, name=name, **options)
