@@ -47,3 +47,8 @@ class UnpackError(StationkitError):
 
 class LockedError(StationkitError):
     """Another stationkit process holds the data directory's run lock."""
+
+
+class NotReadingsError(ParseError):
+    """The file is recognised but holds no readings (an event log, a diagnostics dump):
+    it is recorded as skipped, not as a failure."""
