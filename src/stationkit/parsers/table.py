@@ -136,14 +136,16 @@ def load_table(
                 f"(it has {got} of {len(layout.columns)} fields and no line break)"
             )
         else:
-            warnings.append(f"line {line_no}: no line break after the last line (kept: all fields present)")
+            warnings.append(
+                f"line {line_no}: no line break after the last line (kept: all fields present)"
+            )
     if size == 0:
         data = b""
 
     numeric = layout.numeric
     schema = {c: (pl.Float64 if c in numeric else pl.String) for c in layout.columns}
-    reader_input: str | os.PathLike[str] | io.BytesIO = (
-        io.BytesIO(data) if isinstance(data, bytes) else data
+    reader_input: str | Path | io.BytesIO = (
+        io.BytesIO(data) if isinstance(data, bytes) else Path(data)
     )
     try:
         frame = pl.read_csv(
@@ -195,9 +197,7 @@ def _locate_error(
             continue
         fields = split_fields(line, layout.separator, layout.quote_char)
         if len(fields) != width:
-            return ParseError(
-                name, f"expected {width} fields, found {len(fields)}", line=idx + 1
-            )
+            return ParseError(name, f"expected {width} fields, found {len(fields)}", line=idx + 1)
         for col, fld in zip(layout.columns, fields, strict=True):
             if col not in layout.numeric:
                 continue

@@ -66,7 +66,8 @@ def _spread(ts: pl.Series) -> float:
     if diffs.len() == 0:
         return 0.0
     negatives = float((diffs < 0).sum())
-    return negatives * 1e12 + float(diffs.abs().max() or 0)
+    largest = diffs.abs().max()
+    return negatives * 1e12 + (float(largest) if isinstance(largest, (int, float)) else 0.0)
 
 
 def parse_timestamps(
@@ -126,7 +127,10 @@ def parse_timestamps(
             f"read as {fmt!r} (the reading with regular steps); set dayfirst to force it"
         )
     if offsets is not None:
-        result = (result - pl.duration(seconds=offsets)).dt.replace_time_zone("UTC")
+        shifted = pl.DataFrame({"t": result, "o": offsets}).select(
+            (pl.col("t") - pl.duration(seconds=pl.col("o"))).dt.replace_time_zone("UTC")
+        )
+        result = shifted.to_series()
     return result.alias(values.name), warnings
 
 
@@ -147,13 +151,23 @@ def _offset_seconds(zones: pl.Series) -> pl.Series:
 def _first_unparsable(
     bare: pl.Series, formats: Sequence[str], name: str, first_line: int
 ) -> ParseError:
-    ok = pl.Series([False] * bare.len())
+    """The error for the first value that does not fit the column's layout.
+
+    The layout is the first one that reads the first value; a value in
+    another layout (or in none) is the one reported.
+    """
     for fmt in formats:
         out = bare.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
-        ok = ok | out.is_not_null()
-    row = int((~ok).arg_max() or 0) if not ok.all() else 0
+        if out[0] is not None:
+            row = int(out.is_null().arg_max() or 0)
+            return ParseError(
+                name,
+                f"expected a timestamp in the layout of the first one ({fmt}), "
+                f"found {bare[row]!r}",
+                line=first_line + row,
+            )
     return ParseError(
         name,
-        f"expected a timestamp like 2024-01-31 23:50:00, found {bare[row]!r}",
-        line=first_line + row,
+        f"expected a timestamp like 2024-01-31 23:50:00, found {bare[0]!r}",
+        line=first_line,
     )

@@ -201,8 +201,16 @@ def _find(names: list[str], units: list[str], unit: str, known: frozenset[str]) 
 
 
 def _text_columns(lines: list[str], width: int) -> set[int]:
-    """Columns holding text: quoted non-missing values, or non-numbers."""
-    text: set[int] = set()
+    """Columns holding text.
+
+    A column is text when any value is quoted (Campbell quotes strings and
+    never numbers), or when every value is a non-number (spreadsheet re-saves
+    drop the quotes). A column of numbers with one unquoted non-number is
+    numeric and that value an error: corruption must not make a channel vanish.
+    """
+    quoted: set[int] = set()
+    numbers: set[int] = set()
+    words: set[int] = set()
     for line in lines:
         if not line.strip():
             continue
@@ -210,11 +218,13 @@ def _text_columns(lines: list[str], width: int) -> set[int]:
         if len(fields) < width:
             continue  # a partial line says nothing reliable
         for i, fld in enumerate(fields[:width]):
-            if i in text:
-                continue
             value = fld.text.strip()
             if value in MISSING_MARKERS:
                 continue
-            if fld.quoted or not is_number(value):
-                text.add(i)
-    return text
+            if fld.quoted:
+                quoted.add(i)
+            elif is_number(value):
+                numbers.add(i)
+            else:
+                words.add(i)
+    return quoted | (words - numbers)

@@ -1,0 +1,74 @@
+"""Files appear atomically: written under a temporary name in the same
+directory, fsynced, renamed, and the directory fsynced. A crash at any
+instant leaves the old file or the new one, never a half-written one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+TMP_PREFIX = ".stationkit-tmp-"
+
+
+def temp_path(target: Path) -> Path:
+    """A unique temporary name beside ``target`` (same filesystem)."""
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """fsync ``tmp`` and rename it onto ``target``; fsync the directory."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it becomes ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    try:
+        yield tmp
+        commit(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(target: Path, mode: str = "wb") -> Iterator[IO[bytes]]:
+    with atomic_output(target) as tmp, open(tmp, mode) as fh:
+        yield fh  # type: ignore[misc]
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    with atomic_open(target) as fh:
+        fh.write(data)
+
+
+def clean_temp_files(folder: Path) -> int:
+    """Remove temporaries a crashed process left below ``folder``."""
+    removed = 0
+    if not folder.exists():
+        return 0
+    for p in folder.rglob(f"{TMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed += 1
+    return removed

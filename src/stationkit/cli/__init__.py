@@ -1,0 +1,35 @@
+"""The ``stationkit`` command: glue between the shell and the library."""
+
+from __future__ import annotations
+
+import click
+
+from stationkit import __version__
+from stationkit.cli.common import Options, common_options
+from stationkit.cli.fetch import add, fetch
+from stationkit.cli.parse import parse
+from stationkit.cli.run import run
+from stationkit.cli.status import status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stationkit")
+@common_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """stationkit: logger files to analysis-ready data, for met masts, lidars and sodars.
+
+    \b
+    Example:
+        stationkit --config stations.toml run
+        stationkit status M001 --json
+    """
+    ctx.ensure_object(Options)
+
+
+for command in (fetch, add, parse, run, status):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="stationkit")

@@ -1,0 +1,130 @@
+"""Glue shared by the commands: options, config, logging, output, exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from stationkit.config import Config, load_config
+from stationkit.errors import StationkitError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Options:
+    config: str | None = None
+    verbose: int = 0
+    quiet: bool = False
+    json: bool = False
+
+
+def _merge(ctx: click.Context, **given: Any) -> Options:
+    opts: Options = ctx.ensure_object(Options)
+    if given.get("config"):
+        opts.config = given["config"]
+    opts.verbose += given.get("verbose") or 0
+    opts.quiet = opts.quiet or bool(given.get("quiet"))
+    opts.json = opts.json or bool(given.get("as_json"))
+    return opts
+
+
+def common_options(func: F) -> F:
+    """--config, -v/-q and --json, accepted before or after the command name."""
+
+    @click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False),
+        help="stations.toml to use [default: $STATIONKIT_CONFIG or ./stations.toml].",
+    )
+    @click.option("-v", "--verbose", count=True, help="More output (-vv for debug).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any, config: str | None, verbose: int, quiet: bool, as_json: bool, **kwargs: Any
+    ) -> Any:
+        ctx = click.get_current_context()
+        opts = _merge(ctx, config=config, verbose=verbose, quiet=quiet, as_json=as_json)
+        setup_logging(opts)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def options() -> Options:
+    return click.get_current_context().ensure_object(Options)
+
+
+def setup_logging(opts: Options) -> None:
+    level = logging.WARNING
+    if opts.quiet:
+        level = logging.ERROR
+    elif opts.verbose == 1:
+        level = logging.INFO
+    elif opts.verbose >= 2:
+        level = logging.DEBUG
+    root = logging.getLogger("stationkit")
+    root.setLevel(level)
+    if not any(getattr(h, "_stationkit", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("stationkit: %(levelname)s: %(message)s"))
+        handler._stationkit = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    for h in root.handlers:
+        h.setLevel(level)
+
+
+def get_config() -> Config:
+    opts = options()
+    path = opts.config or os.environ.get("STATIONKIT_CONFIG") or "stations.toml"
+    return load_config(Path(path))
+
+
+def emit(data: Any, text: Callable[[], str] | None = None, *, always: bool = False) -> None:
+    """JSON with --json; else text when on a terminal, -v, or ``always``."""
+    opts = options()
+    if opts.json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    elif text is not None and not opts.quiet and (always or opts.verbose or sys.stdout.isatty()):
+        out = text()
+        if out:
+            click.echo(out)
+
+
+def report_errors(errors: list[tuple[str, str, str]]) -> None:
+    """Failures always reach stderr: station, file and reason."""
+    for station, file, reason in errors:
+        where = f"{station}: {file}" if file else station
+        click.echo(f"stationkit: error: {where}: {reason}", err=True)
+
+
+def exit_code(failures: int, successes: int) -> int:
+    if failures == 0:
+        return EXIT_OK
+    return EXIT_PARTIAL if successes > 0 else EXIT_FAILURE
+
+
+def handle_errors(func: F) -> F:
+    """Map library errors to a one-line message and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StationkitError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]

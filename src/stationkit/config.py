@@ -1,0 +1,391 @@
+"""stations.toml: loaded once, validated into frozen dataclasses.
+
+Every error names the key path and what was expected, e.g.
+``stations.M001.source.port: expected an integer, got "22x"``. Unknown keys
+are errors (a typo must never be silently ignored). Relative paths are
+resolved against the folder holding stations.toml. Secrets never live here:
+the file names environment variables (``password_env``) or a git-ignored
+secrets file (``secrets_file``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from stationkit.errors import ConfigError
+
+STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_PATTERNS = ("*",)
+#: archives may not expand beyond this many bytes per member (zip bombs)
+DEFAULT_MAX_MEMBER_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A folder that files are dropped into (``kind = "local"``)."""
+
+    path: Path
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    recursive: bool = False
+    kind: Literal["local"] = "local"
+
+
+@dataclass(frozen=True)
+class SftpSource:
+    """A remote directory on an SFTP server (``kind = "sftp"``)."""
+
+    host: str
+    username: str
+    remote_dir: str
+    port: int = 22
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    recursive: bool = False
+    key_file: Path | None = None
+    #: environment variable holding the key file's passphrase
+    passphrase_env: str | None = None
+    #: environment variable holding the password
+    password_env: str | None = None
+    #: use keys offered by a running ssh-agent ($SSH_AUTH_SOCK)
+    agent: bool = False
+    known_hosts: Path | None = None
+    #: pinned host key fingerprint, "SHA256:..." (instead of known_hosts)
+    host_key_fingerprint: str | None = None
+    connect_timeout_s: float = 30.0
+    retries: int = 3
+    #: concurrent transfers on the one connection
+    max_concurrent: int = 16
+    kind: Literal["sftp"] = "sftp"
+
+
+SourceConfig = LocalSource | SftpSource
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    """How archives of a station are opened."""
+
+    password_env: str | None = None
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """One station. Time settings left out are taken from file headers where the
+    format states them, else the defaults (UTC, end of period, inferred interval)."""
+
+    id: str
+    name: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    elevation_m: float | None = None
+    utc_offset_hours: float | None = None
+    timestamp_is_end_of_period: bool | None = None
+    averaging_period_minutes: float | None = None
+    metadata: Path | None = None
+    source: SourceConfig | None = None
+    archives: ArchiveConfig = field(default_factory=ArchiveConfig)
+    #: minimum time between two fetches of this station [min]
+    fetch_interval_minutes: float = 0.0
+    #: which parser options apply to this station's files (format -> options)
+    parser_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the station's raw TOML table for stages that read their own sections
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of stations.toml."""
+
+    path: Path
+    data_dir: Path
+    stations: Mapping[str, StationConfig]
+    secrets_file: Path | None = None
+
+    def select(self, ids: tuple[str, ...] | list[str] = ()) -> list[StationConfig]:
+        """The named stations (all when none are named), in a stable order."""
+        if not ids:
+            return [self.stations[k] for k in sorted(self.stations)]
+        unknown = [i for i in ids if i not in self.stations]
+        if unknown:
+            raise ConfigError(
+                f"unknown station {unknown[0]!r}; stations in {self.path.name}: "
+                f"{', '.join(sorted(self.stations)) or '(none)'}"
+            )
+        return [self.stations[i] for i in dict.fromkeys(ids)]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+class _Table:
+    """Reads keys out of one TOML table; unknown keys are reported at the end."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a table, got {_show(data)}")
+        self.data: dict[str, Any] = dict(data)
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str) -> Any:
+        return self.data.pop(name, None)
+
+    def get_str(
+        self, name: str, *, required: bool = False, choices: tuple[str, ...] = ()
+    ) -> str | None:
+        value = self.data.pop(name, None)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.key(name)}: missing; expected a string")
+            return None
+        if not isinstance(value, str) or (required and not value):
+            raise ConfigError(f"{self.key(name)}: expected a string, got {_show(value)}")
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{self.key(name)}: expected one of {', '.join(repr(c) for c in choices)}, "
+                f"got {_show(value)}"
+            )
+        return value
+
+    def get_int(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self.data.pop(name, None)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)}: expected an integer, got {_show(value)}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise ConfigError(
+                f"{self.key(name)}: expected an integer from {minimum} to {maximum}, got {value}"
+            )
+        return value
+
+    def get_float(
+        self, name: str, *, lo: float | None = None, hi: float | None = None, unit: str = ""
+    ) -> float | None:
+        value = self.data.pop(name, None)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ConfigError(f"{self.key(name)}: expected a number, got {_show(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(
+                f"{self.key(name)}: expected a number from {lo:g} to {hi:g}{unit}, got {value:g}"
+            )
+        return float(value)
+
+    def get_bool(self, name: str) -> bool | None:
+        value = self.data.pop(name, None)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {_show(value)}")
+        return value
+
+    def env(self, name: str) -> str | None:
+        value = self.get_str(name)
+        if value is not None and not ENV_NAME.match(value):
+            raise ConfigError(
+                f"{self.key(name)}: expected the NAME of an environment variable "
+                f"(letters, digits, '_'), got {_show(value)}; secrets never go in stations.toml"
+            )
+        return value
+
+    def get_path(self, name: str, base: Path, *, required: bool = False) -> Path | None:
+        value = self.get_str(name, required=required)
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    def patterns(self, name: str) -> tuple[str, ...]:
+        value = self.data.pop(name, None)
+        if value is None:
+            return DEFAULT_PATTERNS
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise ConfigError(
+                f"{self.key(name)}: expected a non-empty list of glob patterns, got {_show(value)}"
+            )
+        return tuple(value)
+
+    def table(self, name: str) -> _Table | None:
+        if name not in self.data:
+            return None
+        return _Table(self.data.pop(name), self.key(name))
+
+    def done(self, allowed: tuple[str, ...] = ()) -> None:
+        """Fail on any key that was not consumed."""
+        for name in sorted(self.data):
+            valid = ", ".join(allowed) if allowed else ""
+            hint = f"; valid keys: {valid}" if valid else ""
+            raise ConfigError(f"{self.key(name)}: unknown key{hint}")
+
+
+_LOCAL_KEYS = ("kind", "path", "patterns", "recursive")
+_SFTP_KEYS = (
+    "kind", "host", "port", "username", "remote_dir", "patterns", "recursive", "key_file",
+    "passphrase_env", "password_env", "agent", "known_hosts", "host_key_fingerprint",
+    "connect_timeout_s", "retries", "max_concurrent",
+)  # fmt: skip
+_STATION_KEYS = (
+    "name", "latitude", "longitude", "elevation_m", "utc_offset_hours",
+    "timestamp_is_end_of_period", "averaging_period_minutes", "metadata", "source",
+    "archives", "fetch_interval_minutes", "parsers",
+)  # fmt: skip
+#: sections other stages validate themselves (calibration, flags, QC, exports)
+_STAGE_SECTIONS = ("points", "sensors", "flags", "qc", "export", "exports", "reader")
+
+
+def _source(t: _Table, base: Path) -> SourceConfig:
+    kind = t.get_str("kind", required=True, choices=("local", "sftp"))
+    if kind == "local":
+        path = t.get_path("path", base, required=True)
+        assert path is not None
+        src: SourceConfig = LocalSource(
+            path=path, patterns=t.patterns("patterns"), recursive=bool(t.get_bool("recursive"))
+        )
+        t.done(_LOCAL_KEYS)
+        return src
+    host = t.get_str("host", required=True)
+    username = t.get_str("username", required=True)
+    remote_dir = t.get_str("remote_dir", required=True)
+    assert host is not None and username is not None and remote_dir is not None
+    fingerprint = t.get_str("host_key_fingerprint")
+    if fingerprint is not None and not fingerprint.startswith(("SHA256:", "MD5:")):
+        raise ConfigError(
+            f"{t.key('host_key_fingerprint')}: expected 'SHA256:...' as ssh-keygen -lf prints it, "
+            f"got {_show(fingerprint)}"
+        )
+    sftp = SftpSource(
+        host=host,
+        username=username,
+        remote_dir=remote_dir,
+        port=t.get_int("port", 22, minimum=1, maximum=65535),
+        patterns=t.patterns("patterns"),
+        recursive=bool(t.get_bool("recursive")),
+        key_file=t.get_path("key_file", base),
+        passphrase_env=t.env("passphrase_env"),
+        password_env=t.env("password_env"),
+        agent=bool(t.get_bool("agent")),
+        known_hosts=t.get_path("known_hosts", base),
+        host_key_fingerprint=fingerprint,
+        connect_timeout_s=t.get_float("connect_timeout_s", lo=0.1, hi=3600, unit=" s") or 30.0,
+        retries=t.get_int("retries", 3, minimum=0, maximum=20),
+        max_concurrent=t.get_int("max_concurrent", 16, minimum=1, maximum=256),
+    )
+    t.done(_SFTP_KEYS)
+    return sftp
+
+
+def _station(sid: str, data: Any, base: Path) -> StationConfig:
+    path = f"stations.{sid}"
+    if not STATION_ID.match(sid):
+        raise ConfigError(
+            f"{path}: station ids use letters, digits, '_' and '-' only, got {_show(sid)}"
+        )
+    t = _Table(data, path)
+    extra = {k: t.data.pop(k) for k in _STAGE_SECTIONS if k in t.data}
+    source_t = t.table("source")
+    archives_t = t.table("archives")
+    archives = ArchiveConfig()
+    if archives_t is not None:
+        archives = ArchiveConfig(
+            password_env=archives_t.env("password_env"),
+            max_member_bytes=archives_t.get_int(
+                "max_member_bytes", DEFAULT_MAX_MEMBER_BYTES, minimum=1, maximum=2**62
+            ),
+        )
+        archives_t.done(("password_env", "max_member_bytes"))
+    parsers_raw = t.raw("parsers")
+    parser_options: dict[str, Mapping[str, Any]] = {}
+    if parsers_raw is not None:
+        pt = _Table(parsers_raw, f"{path}.parsers")
+        for fmt, opts in pt.data.items():
+            if not isinstance(opts, dict):
+                raise ConfigError(f"{pt.key(fmt)}: expected a table of parser options")
+            parser_options[fmt] = opts
+    station = StationConfig(
+        id=sid,
+        name=t.get_str("name"),
+        latitude=t.get_float("latitude", lo=-90, hi=90, unit=" deg"),
+        longitude=t.get_float("longitude", lo=-180, hi=180, unit=" deg"),
+        elevation_m=t.get_float("elevation_m", lo=-500, hi=9000, unit=" m"),
+        utc_offset_hours=t.get_float("utc_offset_hours", lo=-14, hi=14, unit=" h"),
+        timestamp_is_end_of_period=t.get_bool("timestamp_is_end_of_period"),
+        averaging_period_minutes=t.get_float(
+            "averaging_period_minutes", lo=1 / 600, hi=1440, unit=" min"
+        ),
+        metadata=t.get_path("metadata", base),
+        source=_source(source_t, base) if source_t is not None else None,
+        archives=archives,
+        fetch_interval_minutes=t.get_float("fetch_interval_minutes", lo=0, hi=525600, unit=" min")
+        or 0.0,
+        parser_options=parser_options,
+        extra=extra,
+    )
+    t.done(_STATION_KEYS + _STAGE_SECTIONS)
+    return station
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate a decoded stations.toml document."""
+    base = path.parent
+    top = _Table(dict(data), "")
+    data_dir = top.get_path("data_dir", base) or base / "data"
+    secrets_file = top.get_path("secrets_file", base)
+    stations_raw = top.raw("stations")
+    if stations_raw is None:
+        stations_raw = {}
+    st = _Table(stations_raw, "stations")
+    stations = {sid: _station(sid, st.data[sid], base) for sid in sorted(st.data)}
+    top.done(("data_dir", "secrets_file", "stations"))
+    return Config(path=path, data_dir=data_dir, stations=stations, secrets_file=secrets_file)
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate stations.toml."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{p}: no such file; pass --config PATH or set STATIONKIT_CONFIG"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: expected UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return parse_config(data, p.resolve())

@@ -1,0 +1,335 @@
+"""The state database (data_dir/state.sqlite): what each stage has done.
+
+One row per file version (``files``: fetched, added by hand or extracted
+from an archive, with size, mtime, sha256 and archive lineage), one per
+parse attempt outcome (``parses``), per-station fetch bookkeeping, per-stage
+build fingerprints and an event log of failures. SQLite in WAL mode: readers
+(``stationkit status``) see a consistent state while a run writes.
+
+A logical file is (station, origin, source_path). When its content changes,
+a new version row is added and the earlier one is marked ``superseded_by``;
+its readings are replaced by the new version's.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+LEDGER_NAME = "state.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    station TEXT NOT NULL,
+    origin TEXT NOT NULL,            -- fetch | add | member
+    source_path TEXT NOT NULL,       -- path at the source, or member name in its archive
+    path TEXT NOT NULL UNIQUE,       -- where the bytes are, relative to data_dir
+    size INTEGER NOT NULL,
+    mtime REAL,                      -- modification time at the source [s since epoch]
+    sha256 TEXT NOT NULL,
+    parent_id INTEGER REFERENCES files(id),
+    version INTEGER NOT NULL DEFAULT 1,
+    superseded_by INTEGER REFERENCES files(id),
+    added_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_logical ON files(station, origin, source_path, parent_id);
+CREATE INDEX IF NOT EXISTS files_sha ON files(station, sha256);
+CREATE TABLE IF NOT EXISTS parses (
+    file_id INTEGER PRIMARY KEY REFERENCES files(id),
+    station TEXT NOT NULL,
+    status TEXT NOT NULL,            -- ok | failed | skipped | archive | superseded
+    format TEXT,
+    rows INTEGER,
+    readings INTEGER,
+    first_ts TEXT,                   -- first period start, UTC ISO 8601
+    last_ts TEXT,
+    channels TEXT,                   -- JSON list
+    skipped_channels TEXT,           -- JSON list (text columns)
+    meta TEXT,                       -- JSON FileMeta
+    warnings TEXT,                   -- JSON list
+    error TEXT,
+    output TEXT,                     -- readings Parquet, relative to data_dir
+    parsed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS parses_station ON parses(station, status);
+CREATE TABLE IF NOT EXISTS fetches (
+    station TEXT PRIMARY KEY,
+    last_attempt_at TEXT,
+    last_success_at TEXT,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS builds (
+    station TEXT NOT NULL,
+    stage TEXT NOT NULL,             -- calibrate | export | ...
+    fingerprint TEXT NOT NULL,
+    built_at TEXT NOT NULL,
+    PRIMARY KEY (station, stage)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    station TEXT,
+    stage TEXT NOT NULL,
+    file_id INTEGER,
+    level TEXT NOT NULL,             -- error | warning | info
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_station ON events(station, id);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """A row of ``files``."""
+
+    id: int
+    station: str
+    origin: str
+    source_path: str
+    path: str
+    size: int
+    mtime: float | None
+    sha256: str
+    parent_id: int | None
+    version: int
+    superseded_by: int | None
+
+
+class Ledger:
+    """Access to state.sqlite. One connection; writes in short transactions."""
+
+    def __init__(self, data_dir: Path, *, readonly: bool = False) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / LEDGER_NAME
+        if readonly:
+            if not self.path.exists():
+                self.conn = sqlite3.connect(":memory:")
+                self.conn.executescript(_SCHEMA)
+            else:
+                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(_SCHEMA)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        self.conn.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # ------------------------------------------------------------ files
+
+    @staticmethod
+    def _file(row: sqlite3.Row) -> FileRow:
+        return FileRow(**{k: row[k] for k in FileRow.__dataclass_fields__})
+
+    def latest(
+        self, station: str, origin: str, source_path: str, parent_id: int | None = None
+    ) -> FileRow | None:
+        """The newest version of a logical file."""
+        row = self.conn.execute(
+            "SELECT * FROM files WHERE station=? AND origin=? AND source_path=? "
+            "AND parent_id IS ? ORDER BY version DESC LIMIT 1",
+            (station, origin, source_path, parent_id),
+        ).fetchone()
+        return self._file(row) if row else None
+
+    def latest_by_source(self, station: str, origin: str) -> dict[str, FileRow]:
+        """The newest version of every logical file of one origin, by source_path."""
+        rows = self.conn.execute(
+            "SELECT * FROM files WHERE station=? AND origin=? AND parent_id IS NULL "
+            "AND superseded_by IS NULL",
+            (station, origin),
+        ).fetchall()
+        return {r["source_path"]: self._file(r) for r in rows}
+
+    def get_file(self, file_id: int) -> FileRow:
+        row = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+        if row is None:
+            raise KeyError(file_id)
+        return self._file(row)
+
+    def add_file(
+        self,
+        *,
+        station: str,
+        origin: str,
+        source_path: str,
+        path: str,
+        size: int,
+        mtime: float | None,
+        sha256: str,
+        parent_id: int | None = None,
+    ) -> int:
+        """Record a new file version; mark the previous version superseded."""
+        with self.transaction() as c:
+            prev = c.execute(
+                "SELECT id, version FROM files WHERE station=? AND origin=? AND source_path=? "
+                "AND parent_id IS ? ORDER BY version DESC LIMIT 1",
+                (station, origin, source_path, parent_id),
+            ).fetchone()
+            version = prev["version"] + 1 if prev else 1
+            cur = c.execute(
+                "INSERT INTO files(station, origin, source_path, path, size, mtime, sha256, "
+                "parent_id, version, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    station,
+                    origin,
+                    source_path,
+                    path,
+                    size,
+                    mtime,
+                    sha256,
+                    parent_id,
+                    version,
+                    now_iso(),
+                ),
+            )
+            new_id = int(cur.lastrowid or 0)
+            if prev:
+                c.execute("UPDATE files SET superseded_by=? WHERE id=?", (new_id, prev["id"]))
+        return new_id
+
+    def touch_file(self, file_id: int, mtime: float | None) -> None:
+        """The source changed the mtime but not the content: remember the new mtime."""
+        self.conn.execute("UPDATE files SET mtime=? WHERE id=?", (mtime, file_id))
+
+    def files_to_parse(self, station: str) -> list[FileRow]:
+        """Current file versions that have no parse outcome yet, oldest first."""
+        rows = self.conn.execute(
+            "SELECT f.* FROM files f LEFT JOIN parses p ON p.file_id = f.id "
+            "WHERE f.station=? AND f.superseded_by IS NULL AND p.file_id IS NULL ORDER BY f.id",
+            (station,),
+        ).fetchall()
+        return [self._file(r) for r in rows]
+
+    def superseded_outputs(self, station: str) -> list[tuple[int, str]]:
+        """Parsed outputs of file versions that a newer version replaced."""
+        rows = self.conn.execute(
+            "SELECT p.file_id, p.output FROM parses p JOIN files f ON f.id = p.file_id "
+            "WHERE p.station=? AND f.superseded_by IS NOT NULL AND p.status='ok'",
+            (station,),
+        ).fetchall()
+        return [(r["file_id"], r["output"]) for r in rows]
+
+    # ------------------------------------------------------------ parses
+
+    def record_parse(self, file_id: int, station: str, status: str, **fields: Any) -> None:
+        cols = ["file_id", "station", "status", "parsed_at"]
+        vals: list[Any] = [file_id, station, status, now_iso()]
+        for k, v in fields.items():
+            cols.append(k)
+            vals.append(
+                json.dumps(v, sort_keys=True, default=str)
+                if isinstance(v, (list, dict, tuple))
+                else v
+            )
+        marks = ", ".join("?" * len(cols))
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO parses({', '.join(cols)}) VALUES ({marks})", vals
+        )
+
+    def set_parse_status(self, file_id: int, status: str) -> None:
+        self.conn.execute("UPDATE parses SET status=? WHERE file_id=?", (status, file_id))
+
+    def forget_parse(self, file_ids: Sequence[int]) -> None:
+        self.conn.executemany("DELETE FROM parses WHERE file_id=?", [(i,) for i in file_ids])
+
+    def parse_rows(self, station: str, status: str | None = None) -> list[sqlite3.Row]:
+        sql = "SELECT * FROM parses WHERE station=?"
+        args: list[Any] = [station]
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        return self.conn.execute(sql + " ORDER BY file_id", args).fetchall()
+
+    # ------------------------------------------------------------ fetch bookkeeping
+
+    def fetch_info(self, station: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM fetches WHERE station=?", (station,)
+        ).fetchone()
+        return row
+
+    def record_fetch(self, station: str, *, error: str | None) -> None:
+        at = now_iso()
+        self.conn.execute(
+            "INSERT INTO fetches(station, last_attempt_at, last_success_at, last_error) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(station) DO UPDATE SET "
+            "last_attempt_at=excluded.last_attempt_at, "
+            "last_success_at=COALESCE(excluded.last_success_at, fetches.last_success_at), "
+            "last_error=excluded.last_error",
+            (station, at, None if error else at, error),
+        )
+
+    # ------------------------------------------------------------ builds
+
+    def build_fingerprint(self, station: str, stage: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT fingerprint FROM builds WHERE station=? AND stage=?", (station, stage)
+        ).fetchone()
+        return str(row["fingerprint"]) if row else None
+
+    def record_build(self, station: str, stage: str, fingerprint: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO builds(station, stage, fingerprint, built_at) VALUES (?,?,?,?)",
+            (station, stage, fingerprint, now_iso()),
+        )
+
+    # ------------------------------------------------------------ events
+
+    def event(
+        self,
+        stage: str,
+        message: str,
+        *,
+        station: str | None = None,
+        file_id: int | None = None,
+        level: str = "error",
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO events(at, station, stage, file_id, level, message) VALUES (?,?,?,?,?,?)",
+            (now_iso(), station, stage, file_id, level, message),
+        )
+
+    def last_error(self, station: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM events WHERE station=? AND level='error' ORDER BY id DESC LIMIT 1",
+            (station,),
+        ).fetchone()
+        return row

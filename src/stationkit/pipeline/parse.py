@@ -1,0 +1,212 @@
+"""The parse stage: every new file version of a station into lake/readings.
+
+For each current file version without a parse outcome: sniff, parse, turn
+labels into UTC period starts (:mod:`stationkit.timeconv`), drop exact
+duplicate rows, and write ``lake/readings/station=<id>/part-<file_id>.parquet``
+atomically before the ledger row (a crash in between re-parses the file and
+writes the same bytes). Superseded versions lose their readings.
+
+Outcomes in the ledger (``parses.status``):
+
+* ``ok`` -- readings written;
+* ``failed`` -- the file could not be read; a hard link (or copy) is put in
+  quarantine/<station>/ and the reason recorded; raw/ keeps the original;
+* ``skipped`` -- recognised, but holds no readings (an event log);
+* ``archive`` -- written by the unpack stage; archives are never parsed here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stationkit.config import Config, StationConfig
+from stationkit.errors import NotReadingsError, ParseError
+from stationkit.fetch.magic import archive_kind
+from stationkit.layout import quarantine_dir
+from stationkit.ledger import FileRow, Ledger
+from stationkit.parsers.base import TIMESTAMP, ParseResult
+from stationkit.parsers.registry import detect_format, get_parser
+from stationkit.parsers.sources import read_head
+from stationkit.store import readings_path, write_readings
+from stationkit.timeconv import resolve, to_period_start_utc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ParseSummary:
+    """What one station's parse did."""
+
+    station: str
+    parsed: int = 0
+    readings: int = 0
+    failed: int = 0
+    skipped: int = 0
+    waiting_archives: int = 0
+    superseded: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["errors"] = [{"file": f, "error": e} for f, e in self.errors]
+        return d
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _quarantine(data_dir: Path, row: FileRow) -> None:
+    src = data_dir / row.path
+    dest = quarantine_dir(data_dir, row.station) / f"{row.id:09d}-{src.name}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        return
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
+    return dict(station.parser_options.get(fmt, {}))
+
+
+def parse_one(
+    config: Config, station: StationConfig, row: FileRow
+) -> tuple[ParseResult, pl.DataFrame, dict[str, Any]]:
+    """Parse one file; return the result, the UTC wide frame and ledger details."""
+    path = config.data_dir / row.path
+    fmt = detect_format(path, name=row.path)
+    result = get_parser(fmt).read(path, name=row.path, **_options(station, fmt))
+    frame = result.frame
+    warnings = list(result.meta.warnings)
+    stamps = frame.get_column(TIMESTAMP)
+    settings = resolve(station, result.meta, stamps)
+    frame = frame.with_columns(to_period_start_utc(stamps, settings).alias(TIMESTAMP))
+    if frame.height and frame.get_column(TIMESTAMP).is_duplicated().any():
+        before = frame.height
+        frame = frame.unique(maintain_order=True)
+        if frame.height < before:
+            warnings.append(f"{before - frame.height} exact duplicate row(s) dropped")
+        if frame.get_column(TIMESTAMP).is_duplicated().any():
+            warnings.append(
+                "rows with the same timestamp but different values kept; calibrate picks one"
+            )
+    details = {
+        "format": fmt,
+        "warnings": warnings,
+        "time": settings.describe(),
+    }
+    return result, frame, details
+
+
+def parse_station(
+    config: Config,
+    station: StationConfig,
+    ledger: Ledger,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ParseSummary:
+    """Parse every new file version of ``station``; failures do not stop the rest."""
+    summary = ParseSummary(station.id)
+    data_dir = config.data_dir
+    for file_id, output in ledger.superseded_outputs(station.id):
+        if output:
+            with contextlib.suppress(FileNotFoundError):
+                (data_dir / output).unlink()
+        ledger.set_parse_status(file_id, "superseded")
+        summary.superseded += 1
+    for row in ledger.files_to_parse(station.id):
+        if progress is not None:
+            progress(row.path)
+        path = data_dir / row.path
+        try:
+            head = read_head(path)
+        except OSError as exc:
+            _fail(
+                ledger,
+                data_dir,
+                row,
+                f"{row.path}: cannot read ({exc.strerror})",
+                summary,
+                quarantine=False,
+            )
+            continue
+        if archive_kind(head) is not None:
+            summary.waiting_archives += 1  # the unpack stage owns archives
+            continue
+        try:
+            result, frame, details = parse_one(config, station, row)
+        except NotReadingsError as exc:
+            ledger.record_parse(row.id, station.id, "skipped", error=str(exc))
+            summary.skipped += 1
+            continue
+        except ParseError as exc:
+            _fail(ledger, data_dir, row, str(exc), summary)
+            continue
+        except Exception as exc:  # a parser bug must not stop the run or lose the file
+            log.debug("parser crashed on %s", row.path, exc_info=True)
+            _fail(
+                ledger,
+                data_dir,
+                row,
+                f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})",
+                summary,
+            )
+            continue
+        out = readings_path(data_dir, station.id, row.id)
+        n = write_readings(out, station.id, row.id, frame, result.channels)
+        stamps = frame.get_column(TIMESTAMP)
+        meta = asdict(result.meta)
+        meta.pop("warnings", None)
+        meta["time"] = details["time"]
+        ledger.record_parse(
+            row.id,
+            station.id,
+            "ok",
+            format=details["format"],
+            rows=frame.height,
+            readings=n,
+            first_ts=_iso(stamps.min()) if frame.height else None,
+            last_ts=_iso(stamps.max()) if frame.height else None,
+            channels=[asdict(c) for c in result.channels],
+            skipped_channels=list(result.meta.skipped_channels),
+            meta=meta,
+            warnings=details["warnings"],
+            output=out.relative_to(data_dir).as_posix(),
+        )
+        for w in details["warnings"]:
+            ledger.event(
+                "parse", f"{row.path}: {w}", station=station.id, file_id=row.id, level="warning"
+            )
+        summary.parsed += 1
+        summary.readings += n
+    return summary
+
+
+def _fail(
+    ledger: Ledger,
+    data_dir: Path,
+    row: FileRow,
+    message: str,
+    summary: ParseSummary,
+    *,
+    quarantine: bool = True,
+) -> None:
+    if quarantine:
+        with contextlib.suppress(OSError):
+            _quarantine(data_dir, row)
+    ledger.record_parse(row.id, row.station, "failed", error=message)
+    ledger.event("parse", message, station=row.station, file_id=row.id)
+    summary.failed += 1
+    summary.errors.append((row.path, message))

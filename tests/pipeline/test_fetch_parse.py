@@ -1,0 +1,173 @@
+"""fetch + parse end to end: idempotency (asserted on the ledger), versions,
+quarantine, time conversion, determinism of the readings Parquet."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from stationkit.ledger import Ledger
+from stationkit.pipeline.fetch import add_files, fetch_station
+from stationkit.pipeline.parse import parse_station
+from stationkit.store import READINGS_SCHEMA
+from tests.conftest import CORPUS, FIXTURES
+from tests.pipeline.helpers import make_station, toa5
+
+
+def counts(ledger: Ledger) -> tuple[int, int]:
+    files = ledger.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    parses = ledger.conn.execute("SELECT COUNT(*) FROM parses").fetchone()[0]
+    return files, parses
+
+
+def test_second_fetch_and_parse_do_no_work(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    (incoming / "b.dat").write_text(toa5([("2024-01-01 01:20:00", 6.0, 0.6)]))
+    (incoming / "ignored.txt").write_text("not matched by the patterns")
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        f1 = fetch_station(cfg, st, ledger)
+        p1 = parse_station(cfg, st, ledger)
+        assert (f1.fetched, p1.parsed) == (2, 2)
+        before = counts(ledger)
+        f2 = fetch_station(cfg, st, ledger)
+        p2 = parse_station(cfg, st, ledger)
+        assert (f2.fetched, f2.unchanged, p2.parsed, p2.failed) == (0, 0, 0, 0)
+        assert counts(ledger) == before == (2, 2)
+    assert sorted(p.name for p in (cfg.data_dir / "raw" / "M1").iterdir()) == ["a.dat", "b.dat"]
+
+
+def test_readings_schema_time_conversion_and_text_columns(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5), ("2024-01-01 01:20:00", 6.0, 0.6)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        parse_station(cfg, st, ledger)
+        row = ledger.conn.execute("SELECT * FROM parses").fetchone()
+        assert row["status"] == "ok" and row["format"] == "toa5"
+        assert row["first_ts"] == "2024-01-01T00:00:00.000000Z"  # 01:10 end label, UTC+1 -> 00:00 start
+        assert row["skipped_channels"] == '["Note"]'
+    out = cfg.data_dir / "lake" / "readings" / "station=M1" / "part-000000001.parquet"
+    table = pq.read_table(out)
+    assert table.schema.equals(READINGS_SCHEMA)
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    assert df.get_column("channel").to_list() == ["WS_Avg", "WS_Avg", "WS_Std", "WS_Std"]  # channel, then time
+    assert df.get_column("timestamp").to_list()[:2] == [
+        datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(2024, 1, 1, 0, 10, tzinfo=UTC),
+    ]
+    assert df.get_column("statistic").to_list() == ["avg", "avg", "sd", "sd"]
+    assert df.get_column("value").to_list() == [5.0, 6.0, 0.5, 0.6]
+    assert set(df.get_column("file_id")) == {1}
+
+
+def test_changed_file_replaces_its_readings(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    src = incoming / "a.dat"
+    src.write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        parse_station(cfg, st, ledger)
+        # the logger appends a record; the file's size and mtime change
+        src.write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5), ("2024-01-01 01:20:00", 7.5, 0.7)]))
+        os.utime(src, (2_000_000_000, 2_000_000_000))
+        f = fetch_station(cfg, st, ledger)
+        p = parse_station(cfg, st, ledger)
+        assert (f.fetched, p.parsed, p.superseded) == (1, 1, 1)
+        statuses = [tuple(r) for r in ledger.conn.execute("SELECT file_id, status FROM parses ORDER BY file_id")]
+        assert statuses == [(1, "superseded"), (2, "ok")]
+        v1 = ledger.get_file(1)
+        assert v1.superseded_by == 2
+    lake = cfg.data_dir / "lake" / "readings" / "station=M1"
+    assert [p.name for p in lake.iterdir()] == ["part-000000002.parquet"]
+    df = pl.read_parquet(lake)
+    assert df.filter(pl.col("channel") == "WS_Avg").get_column("value").to_list() == [5.0, 7.5]
+    # raw/ keeps both versions
+    assert sorted(p.name for p in (cfg.data_dir / "raw" / "M1").iterdir()) == ["a.dat", "a.dat.~2~"]
+
+
+def test_touched_but_unchanged_file_is_not_stored_again(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    src = incoming / "a.dat"
+    src.write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        os.utime(src, (2_000_000_000, 2_000_000_000))
+        f = fetch_station(cfg, st, ledger)
+        assert (f.fetched, f.unchanged) == (0, 1)
+        assert ledger.get_file(1).mtime == 2_000_000_000
+        assert fetch_station(cfg, st, ledger).unchanged == 0  # and the new mtime is remembered
+
+
+def test_bad_files_are_quarantined_and_the_rest_parse(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    (incoming / "good.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    (incoming / "dup.dat").write_bytes((CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes())
+    (incoming / "noise.bin").write_bytes((FIXTURES / "toa5" / "garbage.bin").read_bytes())
+    (incoming / "trunc.dat").write_bytes((FIXTURES / "toa5" / "truncated_last_line.dat").read_bytes())
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        p = parse_station(cfg, st, ledger)
+        assert (p.parsed, p.failed) == (2, 2)
+        errors = dict(p.errors)
+        assert "raw/M1/dup.dat, line 2: duplicate column name 'AirT_C(42)'" in errors["raw/M1/dup.dat"]
+        assert "raw/M1/noise.bin: a file no parser recognises" in errors["raw/M1/noise.bin"]
+        rows = {r["file_id"]: r for r in ledger.conn.execute("SELECT * FROM parses")}
+        trunc = next(r for r in rows.values() if r["status"] == "ok" and "truncated" in (r["warnings"] or ""))
+        assert trunc["rows"] == 2
+        again = parse_station(cfg, st, ledger)
+        assert (again.parsed, again.failed) == (0, 0)  # failures are not retried on every run
+    quarantined = sorted(p.name.split("-", 1)[1] for p in (cfg.data_dir / "quarantine" / "M1").iterdir())
+    assert quarantined == ["dup.dat", "noise.bin"]
+    assert (cfg.data_dir / "raw" / "M1" / "dup.dat").exists()  # raw/ is never touched
+
+
+def test_exact_duplicate_rows_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    rows = [("2024-01-01 01:10:00", 5.0, 0.5), ("2024-01-01 01:20:00", 6.0, 0.6)]
+    text = toa5(rows)
+    last = text.splitlines(keepends=True)[-1]
+    (incoming / "a.dat").write_text(text + last)
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        parse_station(cfg, st, ledger)
+        row = ledger.conn.execute("SELECT rows, warnings FROM parses").fetchone()
+    assert row["rows"] == 2 and "1 exact duplicate row(s) dropped" in row["warnings"]
+
+
+def test_manual_add_is_idempotent(tmp_path: Path) -> None:
+    cfg, _ = make_station(tmp_path)
+    f = tmp_path / "upload.dat"
+    f.write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        assert add_files(cfg, st, [f], ledger).fetched == 1
+        assert add_files(cfg, st, [f], ledger).unchanged == 1
+        assert counts(ledger) == (1, 0)
+    assert (cfg.data_dir / "raw" / "M1" / "manual" / "upload.dat").read_bytes() == f.read_bytes()
+
+
+def test_same_input_gives_byte_identical_parquet(tmp_path: Path) -> None:
+    outputs = []
+    for run in ("one", "two"):
+        base = tmp_path / run
+        base.mkdir()
+        cfg, incoming = make_station(base)
+        (incoming / "c.dat").write_bytes((FIXTURES / "toa5" / "minimal_crlf.dat").read_bytes())
+        st = cfg.stations["M1"]
+        with Ledger(cfg.data_dir) as ledger:
+            fetch_station(cfg, st, ledger)
+            parse_station(cfg, st, ledger)
+        outputs.append((cfg.data_dir / "lake" / "readings" / "station=M1" / "part-000000001.parquet").read_bytes())
+    assert outputs[0] == outputs[1]
