@@ -52,7 +52,11 @@ def test_design_keys_are_honoured(tmp_path: Path) -> None:
     assert cfg.data_dir == tmp_path / "store"
     m1 = cfg.stations["M001"]
     assert (m1.latitude, m1.longitude, m1.elevation_m) == (53.21, -7.12, 120.0)
-    assert (m1.utc_offset_hours, m1.timestamp_is_end_of_period, m1.averaging_period_minutes) == (0.0, True, 10.0)
+    assert (m1.utc_offset_hours, m1.timestamp_is_end_of_period, m1.averaging_period_minutes) == (
+        0.0,
+        True,
+        10.0,
+    )
     assert m1.metadata == tmp_path / "meta" / "M001.json"
     assert isinstance(m1.source, SftpSource)
     assert m1.source.port == 22 and m1.source.patterns == ("*.dat", "*.zip", "*.7z")
@@ -89,7 +93,8 @@ def test_data_dir_defaults_to_data_beside_the_file(tmp_path: Path) -> None:
          "stations.M001.source.host: unknown key; valid keys: kind, path, patterns, recursive"),
         ('[stations."M 1"]\n', "stations.M 1: station ids use letters, digits, '_' and '-' only, got \"M 1\""),
         ("stations = 3\n", "stations: expected a table, got 3"),
-        ("colour = 'red'\n", "colour: unknown key; valid keys: data_dir, secrets_file, stations"),
+        ("colour = 'red'\n", "colour: unknown key; valid keys: data_dir, secrets_file, on_failure, stations"),
+        ("on_failure = 3\n", "on_failure: expected a command string or a list of arguments, got 3"),
         ('[stations.M001.archives]\npassword_env = "hunter2 secret"\n',
          "stations.M001.archives.password_env: expected the NAME of an environment variable"),
         ("[stations.M001.source]\nkind='local'\npath='x'\npatterns=[]\n",
@@ -108,13 +113,17 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file; pass --config PATH or set STATIONKIT_CONFIG"):
+    with pytest.raises(
+        ConfigError, match="no such file; pass --config PATH or set STATIONKIT_CONFIG"
+    ):
         load_config(tmp_path / "nope.toml")
 
 
 def test_unknown_station_lists_the_known_ones(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
-    with pytest.raises(ConfigError, match="unknown station 'M003'; stations in stations.toml: M001, M002"):
+    with pytest.raises(
+        ConfigError, match="unknown station 'M003'; stations in stations.toml: M001, M002"
+    ):
         cfg.select(["M003"])
 
 
@@ -122,3 +131,12 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     with pytest.raises(AttributeError):
         cfg.stations["M001"].latitude = 1.0  # type: ignore[misc]
+
+
+def test_on_failure_command_is_split_without_a_shell(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "on_failure = \"notify-send 'stationkit failed'\"\n"))
+    assert cfg.on_failure == ("notify-send", "stationkit failed")
+    cfg = load_config(
+        write(tmp_path, 'on_failure = ["mail", "-s", "met run failed", "ops@example.org"]\n')
+    )
+    assert cfg.on_failure == ("mail", "-s", "met run failed", "ops@example.org")

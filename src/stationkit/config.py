@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,8 @@ class Config:
     data_dir: Path
     stations: Mapping[str, StationConfig]
     secrets_file: Path | None = None
+    #: command run when ``stationkit run`` fails; it gets the summary on stdin
+    on_failure: tuple[str, ...] | None = None
 
     def select(self, ids: tuple[str, ...] | list[str] = ()) -> list[StationConfig]:
         """The named stations (all when none are named), in a stable order."""
@@ -367,8 +370,32 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         stations_raw = {}
     st = _Table(stations_raw, "stations")
     stations = {sid: _station(sid, st.data[sid], base) for sid in sorted(st.data)}
-    top.done(("data_dir", "secrets_file", "stations"))
-    return Config(path=path, data_dir=data_dir, stations=stations, secrets_file=secrets_file)
+    on_failure = _command(top, "on_failure")
+    top.done(("data_dir", "secrets_file", "on_failure", "stations"))
+    return Config(
+        path=path,
+        data_dir=data_dir,
+        stations=stations,
+        secrets_file=secrets_file,
+        on_failure=on_failure,
+    )
+
+
+def _command(t: _Table, name: str) -> tuple[str, ...] | None:
+    """A command as a list of arguments, or a string split like a shell would (no shell runs)."""
+    value = t.raw(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            raise ConfigError(f"{t.key(name)}: cannot split the command ({exc})") from None
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(
+        f"{t.key(name)}: expected a command string or a list of arguments, got {_show(value)}"
+    )
 
 
 def load_config(path: str | Path) -> Config:

@@ -9,10 +9,17 @@ build fingerprints and an event log of failures. SQLite in WAL mode: readers
 A logical file is (station, origin, source_path). When its content changes,
 a new version row is added and the earlier one is marked ``superseded_by``;
 its readings are replaced by the new version's.
+
+File ids are derived from what identifies a file version -- station, origin,
+source path, version, parent archive and content hash -- never from the order
+in which files happened to be processed. So parallel runs, a run resumed
+after a crash, and a rebuild from raw/ alone give the same ids, and the same
+bytes in every file that carries them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -85,6 +92,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_station ON events(station, id);
 """
+
+
+def file_id_for(
+    station: str, origin: str, source_path: str, version: int, parent_id: int | None, sha256: str
+) -> int:
+    """The stable id of a file version: 63 bits of a hash of its identity."""
+    key = "\x00".join((station, origin, source_path, str(version), str(parent_id or 0), sha256))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def now_iso() -> str:
@@ -204,10 +219,12 @@ class Ledger:
                 (station, origin, source_path, parent_id),
             ).fetchone()
             version = prev["version"] + 1 if prev else 1
-            cur = c.execute(
-                "INSERT INTO files(station, origin, source_path, path, size, mtime, sha256, "
-                "parent_id, version, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            new_id = file_id_for(station, origin, source_path, version, parent_id, sha256)
+            c.execute(
+                "INSERT INTO files(id, station, origin, source_path, path, size, mtime, sha256, "
+                "parent_id, version, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
+                    new_id,
                     station,
                     origin,
                     source_path,
@@ -220,7 +237,6 @@ class Ledger:
                     now_iso(),
                 ),
             )
-            new_id = int(cur.lastrowid or 0)
             if prev:
                 c.execute("UPDATE files SET superseded_by=? WHERE id=?", (new_id, prev["id"]))
         return new_id
@@ -233,7 +249,7 @@ class Ledger:
         """Current file versions that have no parse outcome yet, oldest first."""
         rows = self.conn.execute(
             "SELECT f.* FROM files f LEFT JOIN parses p ON p.file_id = f.id "
-            "WHERE f.station=? AND f.superseded_by IS NULL AND p.file_id IS NULL ORDER BY f.id",
+            "WHERE f.station=? AND f.superseded_by IS NULL AND p.file_id IS NULL ORDER BY f.path",
             (station,),
         ).fetchall()
         return [self._file(r) for r in rows]

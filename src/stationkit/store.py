@@ -41,7 +41,7 @@ def readings_dir(data_dir: Path, station: str) -> Path:
 
 
 def readings_path(data_dir: Path, station: str, file_id: int) -> Path:
-    return readings_dir(data_dir, station) / f"part-{file_id:09d}.parquet"
+    return readings_dir(data_dir, station) / f"part-{file_id:019d}.parquet"
 
 
 def _writer(path: Path) -> pq.ParquetWriter:
@@ -77,7 +77,8 @@ def write_readings(
 
     Returns the number of readings written. The file appears atomically.
     """
-    frame = frame.sort(TIMESTAMP, maintain_order=True)
+    if not frame.get_column(TIMESTAMP).is_sorted():
+        frame = frame.sort(TIMESTAMP, maintain_order=True)  # a copy: only when needed
     stamps = frame.get_column(TIMESTAMP).to_arrow()
     n = frame.height
     station_col = _repeat(station, n)

@@ -44,28 +44,40 @@ def test_second_fetch_and_parse_do_no_work(tmp_path: Path) -> None:
 
 def test_readings_schema_time_conversion_and_text_columns(tmp_path: Path) -> None:
     cfg, incoming = make_station(tmp_path)
-    (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5), ("2024-01-01 01:20:00", 6.0, 0.6)]))
+    (incoming / "a.dat").write_text(
+        toa5([("2024-01-01 01:10:00", 5.0, 0.5), ("2024-01-01 01:20:00", 6.0, 0.6)])
+    )
     st = cfg.stations["M1"]
     with Ledger(cfg.data_dir) as ledger:
         fetch_station(cfg, st, ledger)
         parse_station(cfg, st, ledger)
         row = ledger.conn.execute("SELECT * FROM parses").fetchone()
         assert row["status"] == "ok" and row["format"] == "toa5"
-        assert row["first_ts"] == "2024-01-01T00:00:00.000000Z"  # 01:10 end label, UTC+1 -> 00:00 start
+        assert (
+            row["first_ts"] == "2024-01-01T00:00:00.000000Z"
+        )  # 01:10 end label, UTC+1 -> 00:00 start
         assert row["skipped_channels"] == '["Note"]'
-    out = cfg.data_dir / "lake" / "readings" / "station=M1" / "part-000000001.parquet"
+    (out,) = (cfg.data_dir / "lake" / "readings" / "station=M1").iterdir()
     table = pq.read_table(out)
     assert table.schema.equals(READINGS_SCHEMA)
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    assert df.get_column("channel").to_list() == ["WS_Avg", "WS_Avg", "WS_Std", "WS_Std"]  # channel, then time
+    assert df.get_column("channel").to_list() == [
+        "WS_Avg",
+        "WS_Avg",
+        "WS_Std",
+        "WS_Std",
+    ]  # channel, then time
     assert df.get_column("timestamp").to_list()[:2] == [
         datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
         datetime(2024, 1, 1, 0, 10, tzinfo=UTC),
     ]
     assert df.get_column("statistic").to_list() == ["avg", "avg", "sd", "sd"]
     assert df.get_column("value").to_list() == [5.0, 6.0, 0.5, 0.6]
-    assert set(df.get_column("file_id")) == {1}
+    with Ledger(cfg.data_dir) as ledger:
+        (file_id,) = [r[0] for r in ledger.conn.execute("SELECT id FROM files")]
+    assert set(df.get_column("file_id")) == {file_id}
+    assert out.name == f"part-{file_id:019d}.parquet"
 
 
 def test_changed_file_replaces_its_readings(tmp_path: Path) -> None:
@@ -82,12 +94,14 @@ def test_changed_file_replaces_its_readings(tmp_path: Path) -> None:
         f = fetch_station(cfg, st, ledger)
         p = parse_station(cfg, st, ledger)
         assert (f.fetched, p.parsed, p.superseded) == (1, 1, 1)
-        statuses = [tuple(r) for r in ledger.conn.execute("SELECT file_id, status FROM parses ORDER BY file_id")]
-        assert statuses == [(1, "superseded"), (2, "ok")]
-        v1 = ledger.get_file(1)
-        assert v1.superseded_by == 2
+        v1 = ledger.latest(st.id, "fetch", "a.dat")
+        assert v1 is not None and v1.version == 2
+        old = ledger.conn.execute("SELECT id FROM files WHERE version=1").fetchone()[0]
+        assert ledger.get_file(old).superseded_by == v1.id
+        statuses = dict(tuple(r) for r in ledger.conn.execute("SELECT file_id, status FROM parses"))
+        assert statuses == {old: "superseded", v1.id: "ok"}
     lake = cfg.data_dir / "lake" / "readings" / "station=M1"
-    assert [p.name for p in lake.iterdir()] == ["part-000000002.parquet"]
+    assert [p.name for p in lake.iterdir()] == [f"part-{v1.id:019d}.parquet"]
     df = pl.read_parquet(lake)
     assert df.filter(pl.col("channel") == "WS_Avg").get_column("value").to_list() == [5.0, 7.5]
     # raw/ keeps both versions
@@ -104,30 +118,41 @@ def test_touched_but_unchanged_file_is_not_stored_again(tmp_path: Path) -> None:
         os.utime(src, (2_000_000_000, 2_000_000_000))
         f = fetch_station(cfg, st, ledger)
         assert (f.fetched, f.unchanged) == (0, 1)
-        assert ledger.get_file(1).mtime == 2_000_000_000
+        (row,) = ledger.latest_by_source(st.id, "fetch").values()
+        assert row.mtime == 2_000_000_000
         assert fetch_station(cfg, st, ledger).unchanged == 0  # and the new mtime is remembered
 
 
 def test_bad_files_are_quarantined_and_the_rest_parse(tmp_path: Path) -> None:
     cfg, incoming = make_station(tmp_path)
     (incoming / "good.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
-    (incoming / "dup.dat").write_bytes((CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes())
+    (incoming / "dup.dat").write_bytes(
+        (CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes()
+    )
     (incoming / "noise.bin").write_bytes((FIXTURES / "toa5" / "garbage.bin").read_bytes())
-    (incoming / "trunc.dat").write_bytes((FIXTURES / "toa5" / "truncated_last_line.dat").read_bytes())
+    (incoming / "trunc.dat").write_bytes(
+        (FIXTURES / "toa5" / "truncated_last_line.dat").read_bytes()
+    )
     st = cfg.stations["M1"]
     with Ledger(cfg.data_dir) as ledger:
         fetch_station(cfg, st, ledger)
         p = parse_station(cfg, st, ledger)
         assert (p.parsed, p.failed) == (2, 2)
         errors = dict(p.errors)
-        assert "raw/M1/dup.dat, line 2: duplicate column name 'AirT_C(42)'" in errors["raw/M1/dup.dat"]
+        assert (
+            "raw/M1/dup.dat, line 2: duplicate column name 'AirT_C(42)'" in errors["raw/M1/dup.dat"]
+        )
         assert "raw/M1/noise.bin: a file no parser recognises" in errors["raw/M1/noise.bin"]
         rows = {r["file_id"]: r for r in ledger.conn.execute("SELECT * FROM parses")}
-        trunc = next(r for r in rows.values() if r["status"] == "ok" and "truncated" in (r["warnings"] or ""))
+        trunc = next(
+            r for r in rows.values() if r["status"] == "ok" and "truncated" in (r["warnings"] or "")
+        )
         assert trunc["rows"] == 2
         again = parse_station(cfg, st, ledger)
         assert (again.parsed, again.failed) == (0, 0)  # failures are not retried on every run
-    quarantined = sorted(p.name.split("-", 1)[1] for p in (cfg.data_dir / "quarantine" / "M1").iterdir())
+    quarantined = sorted(
+        p.name.split("-", 1)[1] for p in (cfg.data_dir / "quarantine" / "M1").iterdir()
+    )
     assert quarantined == ["dup.dat", "noise.bin"]
     assert (cfg.data_dir / "raw" / "M1" / "dup.dat").exists()  # raw/ is never touched
 
@@ -169,5 +194,6 @@ def test_same_input_gives_byte_identical_parquet(tmp_path: Path) -> None:
         with Ledger(cfg.data_dir) as ledger:
             fetch_station(cfg, st, ledger)
             parse_station(cfg, st, ledger)
-        outputs.append((cfg.data_dir / "lake" / "readings" / "station=M1" / "part-000000001.parquet").read_bytes())
+        (out,) = (cfg.data_dir / "lake" / "readings" / "station=M1").iterdir()
+        outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import click
 
-from stationkit.cli.common import common_options, emit, get_config, handle_errors, report_errors
+from stationkit.cli.common import common_options, emit, get_config, handle_errors, options
 from stationkit.errors import LockedError
-from stationkit.pipeline.run import run_stations
+from stationkit.pipeline.run import notify_failure, run_stations
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise click.BadParameter(f"expected K/N with 1 <= K <= N, got {value!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 @click.command()
@@ -17,25 +30,69 @@ from stationkit.pipeline.run import run_stations
 @click.option(
     "--force", is_flag=True, help="Fetch even if a station's fetch interval has not passed."
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Stations processed in parallel.",
+)
+@click.option(
+    "--shard",
+    callback=_shard,
+    metavar="K/N",
+    help="Only the stations in shard K of N (stable hash).",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append a detailed log here.",
+)
 @common_options
 @handle_errors
-def run(stations: tuple[str, ...], wait: bool, force: bool) -> None:
+def run(
+    stations: tuple[str, ...],
+    wait: bool,
+    force: bool,
+    jobs: int,
+    shard: tuple[int, int] | None,
+    log_file: Path | None,
+) -> None:
     """Run fetch, unpack and parse for each station, incrementally, under a lock.
 
     Silent on success (use -v for a summary); failures go to stderr naming
-    station, stage, file and reason. A second concurrent run exits at once
-    with code 0 (or waits with --wait). Exit 0, 1, or 3 (some files failed).
+    station, stage, file and reason, and to the on_failure command of
+    stations.toml. A second concurrent run exits at once with code 0 (or
+    waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
+    files or stations failed).
 
     \b
-    Example (crontab):
-        17 * * * *  stationkit --config /srv/met/stations.toml run
+    Example (crontab: every hour, two hosts splitting the fleet):
+        17 * * * *  stationkit --config /srv/met/stations.toml run --jobs 2 --shard 1/2
     """
+    if log_file is not None:
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO if not options().verbose > 1 else logging.DEBUG)
+        logger = logging.getLogger("stationkit")
+        logger.addHandler(handler)
+        logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
     try:
-        result = run_stations(config, config.select(stations), wait=wait, force=force)
+        result = run_stations(
+            config, config.select(stations), wait=wait, force=force, jobs=jobs, shard=shard
+        )
     except LockedError as exc:
         click.echo(f"stationkit: {exc}", err=True)
         raise SystemExit(0) from None
-    report_errors(result.errors)
+    log = logging.getLogger("stationkit.run")
+    if result.failures:
+        click.echo(result.failure_summary(), err=True)
+        for f in result.failures:
+            log.info("failure: %s %s %s: %s", f.station, f.stage, f.file, f.reason)
+        problem = notify_failure(config, result)
+        if problem:
+            click.echo(f"stationkit: error: {problem}", err=True)
     emit(result.as_dict(), result.text)
     raise SystemExit(result.exit_code)

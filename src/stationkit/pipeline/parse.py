@@ -67,7 +67,7 @@ def _iso(value: Any) -> str | None:
 
 def _quarantine(data_dir: Path, row: FileRow) -> None:
     src = data_dir / row.path
-    dest = quarantine_dir(data_dir, row.station) / f"{row.id:09d}-{src.name}"
+    dest = quarantine_dir(data_dir, row.station) / f"{row.id:019d}-{src.name}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         return

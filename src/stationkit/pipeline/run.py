@@ -1,13 +1,23 @@
 """``stationkit run``: every stage, for each station, under the run lock.
 
-Stages run in order per station: fetch -> parse. A stage's failure on one
-file never stops the other files; a station whose source cannot be reached
-still has its already-fetched files parsed; the other stations go on.
+Stages run in order per station: fetch -> parse. A failure on one file never
+stops the other files; a station whose source cannot be reached still has
+its already-fetched files processed; the other stations go on. Stations run
+in up to ``jobs`` worker threads (each with its own ledger connection;
+polars, pyarrow and DuckDB release the GIL for the heavy work).
+
+``shard=(k, n)`` runs only the stations whose stable hash falls in shard k of
+n, so several cron hosts can split a fleet without coordinating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,71 +28,187 @@ from stationkit.lock import RunLock
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
 
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that went wrong: where, and why."""
+
+    station: str
+    stage: str
+    file: str
+    reason: str
+
+
+@dataclass
+class StationRun:
+    """One station's stage summaries and failures."""
+
+    station: str
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    work_done: int = 0
+    fatal: bool = False
+
 
 @dataclass
 class RunResult:
     """Per-station, per-stage summaries and every failure."""
 
-    stations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: (station, "stage: file", reason)
-    errors: list[tuple[str, str, str]] = field(default_factory=list)
-    successes: int = 0
-    fatal: int = 0
+    runs: list[StationRun] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [f for r in self.runs for f in r.failures]
+
+    @property
+    def errors(self) -> list[tuple[str, str, str]]:
+        """(station, "stage: file", reason) for the CLI's stderr report."""
+        return [
+            (f.station, f"{f.stage}: {f.file}" if f.file else f.stage, f.reason)
+            for f in self.failures
+        ]
 
     @property
     def exit_code(self) -> int:
-        if not self.errors:
+        """0 all good; 3 some files or stations failed; 1 every station failed outright."""
+        if not self.failures:
             return 0
-        return 3 if self.successes or not self.fatal else 1
+        if self.runs and all(r.fatal and not r.work_done for r in self.runs):
+            return 1
+        return 3
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "exit_code": self.exit_code,
-            "stations": self.stations,
-            "errors": [{"station": s, "where": w, "reason": r} for s, w, r in self.errors],
+            "stations": {r.station: r.stages for r in self.runs},
+            "failures": [f.__dict__ for f in self.failures],
         }
 
     def text(self) -> str:
         lines = []
-        for sid, stages in self.stations.items():
+        for r in self.runs:
             parts = []
-            if "fetch" in stages:
-                parts.append(f"{stages['fetch']['fetched']} fetched")
-            if "parse" in stages:
-                p = stages["parse"]
+            if "fetch" in r.stages:
+                parts.append(f"{r.stages['fetch'].get('fetched', 0)} fetched")
+            if "parse" in r.stages:
+                p = r.stages["parse"]
                 parts.append(f"{p['parsed']} parsed, {p['failed']} failed")
-            lines.append(f"{sid}: " + ", ".join(parts))
+            lines.append(f"{r.station}: " + ", ".join(parts))
+        return "\n".join(lines)
+
+    def failure_summary(self) -> str:
+        """What cron mails: one line per failure naming station, stage, file, reason."""
+        lines = [f"stationkit run: {len(self.failures)} failure(s), exit code {self.exit_code}"]
+        for f in self.failures:
+            where = f"{f.station} {f.stage}" + (f" {f.file}" if f.file else "")
+            lines.append(f"  {where}: {f.reason}")
         return "\n".join(lines)
 
 
-def run_station(
-    config: Config, station: StationConfig, ledger: Ledger, result: RunResult, *, force: bool
+def shard_of(station_id: str, shards: int) -> int:
+    """Stable shard number (0-based) of a station; the same on every host."""
+    return int.from_bytes(hashlib.sha256(station_id.encode()).digest()[:8], "big") % shards
+
+
+def select_shard(
+    stations: Sequence[StationConfig], shard: tuple[int, int] | None
+) -> list[StationConfig]:
+    if shard is None:
+        return list(stations)
+    k, n = shard
+    return [s for s in stations if shard_of(s.id, n) == k - 1]
+
+
+Stage = Callable[[Config, StationConfig, Ledger, StationRun], None]
+
+
+def _fetch(
+    config: Config, station: StationConfig, ledger: Ledger, run: StationRun, force: bool
 ) -> None:
-    sid = station.id
-    stages: dict[str, Any] = {}
-    result.stations[sid] = stages
-    if station.source is not None:
-        try:
-            f = fetch_station(config, station, ledger, force=force)
-            stages["fetch"] = f.as_dict()
-            result.errors.extend((sid, f"fetch: {p}", e) for p, e in f.errors)
-            result.successes += f.fetched
-        except StationkitError as exc:
-            stages["fetch"] = {"error": str(exc), "fetched": 0}
-            result.errors.append((sid, "fetch", str(exc)))
-            result.fatal += 1
+    if station.source is None:
+        return
+    try:
+        f = fetch_station(config, station, ledger, force=force)
+    except StationkitError as exc:
+        run.stages["fetch"] = {"error": str(exc), "fetched": 0}
+        run.failures.append(Failure(station.id, "fetch", "", str(exc)))
+        run.fatal = True
+        return
+    run.stages["fetch"] = f.as_dict()
+    run.failures.extend(Failure(station.id, "fetch", p, e) for p, e in f.errors)
+    run.work_done += f.fetched
+
+
+def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
     p = parse_station(config, station, ledger)
-    stages["parse"] = p.as_dict()
-    result.errors.extend((sid, f"parse: {path}", e) for path, e in p.errors)
-    result.successes += p.parsed
+    run.stages["parse"] = p.as_dict()
+    run.failures.extend(Failure(station.id, "parse", path, e) for path, e in p.errors)
+    run.work_done += p.parsed
+
+
+def run_station(config: Config, station: StationConfig, *, force: bool = False) -> StationRun:
+    """The chain for one station, with its own ledger connection."""
+    run = StationRun(station.id)
+    with Ledger(config.data_dir) as ledger:
+        try:
+            _fetch(config, station, ledger, run, force)
+            _parse(config, station, ledger, run)
+        except StationkitError as exc:
+            run.failures.append(Failure(station.id, "run", "", str(exc)))
+            run.fatal = True
+        except Exception as exc:  # a bug in one station's run must not hide the others
+            log.debug("run of %s crashed", station.id, exc_info=True)
+            run.failures.append(
+                Failure(station.id, "run", "", f"internal error ({type(exc).__name__}: {exc})")
+            )
+            run.fatal = True
+    return run
 
 
 def run_stations(
-    config: Config, stations: Sequence[StationConfig], *, wait: bool = False, force: bool = False
+    config: Config,
+    stations: Sequence[StationConfig],
+    *,
+    wait: bool = False,
+    force: bool = False,
+    jobs: int = 1,
+    shard: tuple[int, int] | None = None,
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress."""
-    result = RunResult()
-    with RunLock(config.data_dir, wait=wait), Ledger(config.data_dir) as ledger:
-        for station in stations:
-            run_station(config, station, ledger, result, force=force)
-    return result
+    selected = select_shard(stations, shard)
+    with RunLock(config.data_dir, wait=wait):
+        Ledger(config.data_dir).close()  # create the schema once, before the workers
+        if jobs <= 1 or len(selected) <= 1:
+            runs = [run_station(config, st, force=force) for st in selected]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
+                runs = list(pool.map(lambda st: run_station(config, st, force=force), selected))
+    return RunResult(runs)
+
+
+def notify_failure(config: Config, result: RunResult) -> str | None:
+    """Run the configured ``on_failure`` command with the summary on stdin.
+
+    Returns an error message when the command itself fails (the run's exit
+    code is not changed by it).
+    """
+    if config.on_failure is None or not result.failures:
+        return None
+    env = dict(os.environ, STATIONKIT_EXIT_CODE=str(result.exit_code))
+    try:
+        done = subprocess.run(
+            list(config.on_failure),
+            input=result.failure_summary() + "\n",
+            text=True,
+            env=env,
+            timeout=120,
+            capture_output=True,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"on_failure command {config.on_failure[0]!r} could not run ({exc})"
+    if done.returncode != 0:
+        return f"on_failure command {config.on_failure[0]!r} exited with {done.returncode}"
+    return None
