@@ -32,7 +32,7 @@ def test_every_command_has_help_with_an_example(name: str) -> None:
 
 
 def test_run_then_status_json(tmp_path: Path) -> None:
-    cfg, incoming = make_station(tmp_path)
+    _, incoming = make_station(tmp_path)
     (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
     conf = str(tmp_path / "stations.toml")
     code, out, err = invoke("--config", conf, "run")
@@ -45,14 +45,19 @@ def test_run_then_status_json(tmp_path: Path) -> None:
 
 
 def test_partial_failure_exit_code_3_and_stderr(tmp_path: Path) -> None:
-    cfg, incoming = make_station(tmp_path)
+    _, incoming = make_station(tmp_path)
     (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
-    (incoming / "bad.dat").write_bytes((CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes())
+    (incoming / "bad.dat").write_bytes(
+        (CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes()
+    )
     conf = str(tmp_path / "stations.toml")
     assert invoke("fetch", "--config", conf)[0] == 0
     code, out, err = invoke("parse", "--config", conf)
     assert code == 3
-    assert "stationkit: error: M1: raw/M1/bad.dat: raw/M1/bad.dat, line 2: duplicate column name" in err
+    assert (
+        "stationkit: error: M1: raw/M1/bad.dat: raw/M1/bad.dat, line 2: duplicate column name"
+        in err
+    )
     code, out, _ = invoke("status", "--config", conf)
     assert "1 ok, 1 failed" in out.replace("0 pending, ", "")
     assert "last error:" in out and "[parse]" in out
@@ -62,7 +67,7 @@ def test_config_error_is_exit_1_with_the_key_path(tmp_path: Path) -> None:
     (tmp_path / "stations.toml").write_text('[stations.M1.source]\nkind = "local"\npath = 3\n')
     code, _, err = invoke("--config", str(tmp_path / "stations.toml"), "fetch")
     assert code == 1
-    assert 'Error: stations.M1.source.path: expected a string, got 3' in err
+    assert "Error: stations.M1.source.path: expected a string, got 3" in err
 
 
 def test_usage_error_is_exit_2() -> None:
@@ -102,7 +107,9 @@ def test_status_works_while_another_process_holds_the_run_lock(tmp_path: Path) -
     (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
     conf = str(tmp_path / "stations.toml")
     assert invoke("run", "--config", conf)[0] == 0
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(cfg.data_dir)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(cfg.data_dir)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
@@ -112,7 +119,9 @@ def test_status_works_while_another_process_holds_the_run_lock(tmp_path: Path) -
         code, _, err = invoke("parse", "--config", conf)
         assert code == 1 and "another stationkit process (pid" in err and "use --wait" in err
         code, _, err = invoke("run", "--config", conf)
-        assert code == 0 and "another stationkit process" in err  # cron: a concurrent run is not a failure
+        assert (
+            code == 0 and "another stationkit process" in err
+        )  # cron: a concurrent run is not a failure
     finally:
         holder.kill()
         holder.wait()

@@ -122,7 +122,7 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
 def test_unknown_station_lists_the_known_ones(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     with pytest.raises(
-        ConfigError, match="unknown station 'M003'; stations in stations.toml: M001, M002"
+        ConfigError, match=r"unknown station 'M003'; stations in stations\.toml: M001, M002"
     ):
         cfg.select(["M003"])
 

@@ -25,7 +25,9 @@ def _data_lines(path: Path) -> int:
     return sum(1 for line in lines if line.strip())
 
 
-@pytest.mark.parametrize("path", [p for p in corpus_files("TOA5") if p.name != BAD], ids=lambda p: p.name[:50])
+@pytest.mark.parametrize(
+    "path", [p for p in corpus_files("TOA5") if p.name != BAD], ids=lambda p: p.name[:50]
+)
 def test_every_corpus_file_parses_with_every_record(path: Path) -> None:
     result = read_toa5(path)
     assert result.rows == _data_lines(path)
@@ -35,7 +37,11 @@ def test_every_corpus_file_parses_with_every_record(path: Path) -> None:
 
 
 def test_corpus_cr1000_wind_vector_statistics_and_values() -> None:
-    path = CORPUS / "TOA5" / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__SN6134_ClimatVUE_ClimatVIEW_1h.dat"
+    path = (
+        CORPUS
+        / "TOA5"
+        / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__SN6134_ClimatVUE_ClimatVIEW_1h.dat"
+    )
     r = read_toa5(path)
     stats = {c.name: c.statistic for c in r.channels}
     assert stats["WS_ms_S_WVT"] == "avg"
@@ -81,14 +87,20 @@ def test_corpus_denormals_trimmed_fractions_and_text_columns() -> None:
 
 
 def test_corpus_status_table_with_commas_inside_quotes() -> None:
-    r = read_toa5(CORPUS / "TOA5" / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__CR1000_SN6134_Status.dat")
+    r = read_toa5(
+        CORPUS
+        / "TOA5"
+        / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__CR1000_SN6134_Status.dat"
+    )
     assert r.rows == 2
     assert "OSVersion" in r.meta.skipped_channels
     assert r.frame.get_column("timestamp")[0].microsecond == 190000
 
 
 def test_corpus_spreadsheet_resave_with_zone_and_day_first() -> None:
-    r = read_toa5(CORPUS / "TOA5" / "brightwind-dev__brightwind__campbell_scientific_demo_data1.csv")
+    r = read_toa5(
+        CORPUS / "TOA5" / "brightwind-dev__brightwind__campbell_scientific_demo_data1.csv"
+    )
     stamps = r.frame.get_column("timestamp")
     assert stamps.dtype == pl.Datetime("us", "UTC")
     assert stamps[0] == datetime(2016, 1, 9, 15, 30, tzinfo=UTC)
@@ -98,13 +110,21 @@ def test_corpus_spreadsheet_resave_with_zone_and_day_first() -> None:
 
 
 def test_corpus_duplicate_column_is_a_clear_error() -> None:
-    with pytest.raises(ParseError, match=r"Bad12\.dat, line 2: duplicate column name 'AirT_C\(42\)'"):
+    with pytest.raises(
+        ParseError, match=r"Bad12\.dat, line 2: duplicate column name 'AirT_C\(42\)'"
+    ):
         read_toa5(CORPUS / "TOA5" / BAD)
 
 
 def test_minimal_fixture_exact_table() -> None:
     r = read_toa5(TOA5 / "minimal_crlf.dat")
-    assert [c.name for c in r.channels] == ["WS_80m_Avg", "WS_80m_Std", "AirT_C(2)", "Rain_Tot", "WD_SD1_WVT"]
+    assert [c.name for c in r.channels] == [
+        "WS_80m_Avg",
+        "WS_80m_Std",
+        "AirT_C(2)",
+        "Rain_Tot",
+        "WD_SD1_WVT",
+    ]
     assert [c.statistic for c in r.channels] == ["avg", "sd", "sample", "sum", "sd"]
     assert [c.unit for c in r.channels] == ["m/s", "m/s", "Deg C", "mm", "deg"]
     assert r.meta.skipped_channels == ("Note",)
@@ -145,12 +165,16 @@ def test_truncated_last_line_keeps_complete_rows_with_a_warning() -> None:
 
 
 def test_garbage_inside_a_row_names_the_line() -> None:
-    with pytest.raises(ParseError, match=r"garbage_in_row\.dat, line 6: column 'WS_Avg': expected a number"):
+    with pytest.raises(
+        ParseError, match=r"garbage_in_row\.dat, line 6: column 'WS_Avg': expected a number"
+    ):
         read_toa5(TOA5 / "garbage_in_row.dat")
 
 
 def test_duplicate_column_fixture() -> None:
-    with pytest.raises(ParseError, match=r"line 2: duplicate column name 'WS_Avg' \(fields 3 and 4\)"):
+    with pytest.raises(
+        ParseError, match=r"line 2: duplicate column name 'WS_Avg' \(fields 3 and 4\)"
+    ):
         read_toa5(TOA5 / "duplicate_column.dat")
 
 
@@ -166,7 +190,10 @@ def test_spreadsheet_fixture_unquoted_padded_and_trailing_blank_line() -> None:
 
 
 def test_garbage_file_is_an_unknown_format_listing_the_formats() -> None:
-    with pytest.raises(UnknownFormatError, match=r"garbage\.bin: a file no parser recognises; formats stationkit reads: .*toa5"):
+    with pytest.raises(
+        UnknownFormatError,
+        match=r"garbage\.bin: a file no parser recognises; formats stationkit reads: .*toa5",
+    ):
         parse_file(TOA5 / "garbage.bin")
 
 
@@ -177,10 +204,18 @@ def test_header_only_file_has_no_rows() -> None:
 
 
 def test_short_header_is_an_error() -> None:
-    with pytest.raises(ParseError, match=r"<stream>, line 3: expected 4 TOA5 header lines, found 2"):
+    with pytest.raises(
+        ParseError, match=r"<stream>, line 3: expected 4 TOA5 header lines, found 2"
+    ):
         read_toa5(io.BytesIO(b'"TOA5","a"\n"TIMESTAMP"\n'))
 
 
 def test_values_survive_exactly() -> None:
     r = read_toa5(TOA5 / "minimal_crlf.dat")
     assert math.isclose(r.frame.get_column("AirT_C(2)")[0], 1019.9999, rel_tol=0, abs_tol=0)
+
+
+def test_a_short_row_in_the_middle_is_an_error_naming_its_line() -> None:
+    # polars would pad it with nulls; a missing field is not a missing value
+    with pytest.raises(ParseError, match=r"short_row\.dat, line 6: expected 4 fields, found 3"):
+        read_toa5(TOA5 / "short_row.dat")

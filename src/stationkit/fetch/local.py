@@ -23,15 +23,23 @@ class LocalFolderSource:
         if not root.is_dir():
             raise FetchError(f"source folder {root}: does not exist or is not a folder")
         found: list[RemoteFile] = []
-        walker = root.rglob("*") if self.config.recursive else root.iterdir()
-        for p in walker:
-            if p.name.startswith(".") or p.is_symlink() or not p.is_file():
-                continue  # hidden files are partial uploads by convention; links may escape
-            rel = p.relative_to(root).as_posix()
-            if not matches(rel, self.config.patterns):
-                continue
-            st = p.stat()
-            found.append(RemoteFile(rel, st.st_size, st.st_mtime))
+        stack = [(root, "")]
+        while stack:
+            folder, prefix = stack.pop()
+            with os.scandir(folder) as entries:
+                for e in entries:
+                    # hidden names are uploads in progress by convention; links may escape the folder
+                    if e.name.startswith(".") or e.is_symlink():
+                        continue
+                    rel = f"{prefix}{e.name}"
+                    if e.is_dir():
+                        if self.config.recursive:
+                            stack.append((Path(e.path), rel + "/"))
+                        continue
+                    if not e.is_file() or not matches(rel, self.config.patterns):
+                        continue
+                    st = e.stat()
+                    found.append(RemoteFile(rel, st.st_size, st.st_mtime))
         return sorted(found)
 
     def download(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stationkit.errors import ParseError, UnknownFormatError
-from stationkit.parsers import toa5
+from stationkit.parsers import nrg_binary, nrg_logr, nrg_symphonie, toa5, tob1, tob3
 from stationkit.parsers.base import ParseResult, Source
 from stationkit.parsers.sources import read_head, source_name
 
@@ -30,7 +30,31 @@ class ParserSpec:
 PARSERS: dict[str, ParserSpec] = {
     spec.name: spec
     for spec in (
+        ParserSpec(
+            tob1.FORMAT, "Campbell Scientific TOB1 binary table", tob1.sniff, tob1.read_tob1
+        ),
+        ParserSpec(
+            tob3.FORMAT, "Campbell Scientific TOB3 binary card file", tob3.sniff, tob3.read_tob3
+        ),
+        ParserSpec(
+            nrg_binary.FORMAT,
+            "NRG SymphoniePRO .rld / Symphonie .RWD raw binary (refused: convert with NRG software)",
+            nrg_binary.sniff,
+            nrg_binary.read_nrg_binary,
+        ),
         ParserSpec(toa5.FORMAT, "Campbell Scientific TOA5 ASCII table", toa5.sniff, toa5.read_toa5),
+        ParserSpec(
+            nrg_symphonie.FORMAT,
+            "NRG SymphoniePRO text export (Desktop, Export Service, NRG Cloud)",
+            nrg_symphonie.sniff,
+            nrg_symphonie.read_nrg_symphonie,
+        ),
+        ParserSpec(
+            nrg_logr.FORMAT,
+            "NRG LOGR statistics / one-second / diagnostics file (gzip too; .log = events)",
+            nrg_logr.sniff,
+            nrg_logr.read_nrg_logr,
+        ),
     )
 }
 

@@ -7,6 +7,10 @@ TOA5 file parse at disk speed. What polars does not check, this module does:
 * the last line: a line that does not end with a line break and has fewer
   fields than the header is a partial write -- it is dropped with a warning,
   complete rows are kept;
+* short rows: polars pads a row with too few fields with nulls, silently.
+  Counting separators (a streaming byte count, cheap) proves no row is
+  short; only when the count does not match are lines checked one by one,
+  and the first short row is an error naming its line;
 * blank lines (Excel re-saves end with one) are dropped;
 * when polars rejects the block, a line-by-line pass finds the first bad
   line and the error names it and says what was expected.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,7 @@ from stationkit.errors import ParseError
 from stationkit.parsers.base import Source
 
 TAIL_BYTES = 1 << 16
+_LINE_SPLIT = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ def load_table(
     if frame.width != len(layout.columns):
         # an empty data block: polars gives no columns
         frame = pl.DataFrame(schema=schema)
+    _check_no_short_rows(data, layout, frame.height, name)
     if layout.required is not None and frame.height:
         missing = frame.get_column(layout.required).is_null()
         if missing.any():
@@ -181,6 +188,50 @@ def load_table(
                 )
             frame = frame.filter(~blank)
     return frame, warnings
+
+
+def _separators(data: str | os.PathLike[str] | bytes, sep: bytes, skip_lines: int) -> int:
+    """Separators in the data block (after ``skip_lines`` lines), counted in chunks."""
+    if isinstance(data, bytes):
+        pos = 0
+        for _ in range(skip_lines):
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                return 0
+            pos = nl + 1
+        return data.count(sep, pos)
+    total = 0
+    with open(data, "rb") as fh:
+        for _ in range(skip_lines):
+            fh.readline()
+        while chunk := fh.read(1 << 24):
+            total += chunk.count(sep)
+    return total
+
+
+def _check_no_short_rows(
+    data: str | os.PathLike[str] | bytes, layout: TableLayout, rows: int, name: str
+) -> None:
+    """Fail on the first data row with fewer fields than the header."""
+    width = len(layout.columns)
+    if rows == 0 or width < 2 or len(layout.separator) != 1:
+        return
+    sep = layout.separator.encode()
+    counted = _separators(data, sep, layout.first_data_line - 1)
+    if counted == rows * (width - 1):
+        return  # exact: every row has all its fields (blank lines have none)
+    if counted > rows * (width - 1) and layout.quote_char is None:
+        return  # more separators than fields can only be trailing separators polars accepted
+    raw = data if isinstance(data, bytes) else Path(data).read_bytes()
+    text = raw.decode("utf-8", "replace")
+    lines = _LINE_SPLIT.split(text)
+    for idx in range(layout.first_data_line - 1, len(lines)):
+        line = lines[idx]
+        if not line.strip():
+            continue
+        got = len(split_fields(line, layout.separator, layout.quote_char))
+        if got < width:
+            raise ParseError(name, f"expected {width} fields, found {got}", line=idx + 1)
 
 
 def _locate_error(

@@ -162,8 +162,7 @@ def _first_unparsable(
             row = int(out.is_null().arg_max() or 0)
             return ParseError(
                 name,
-                f"expected a timestamp in the layout of the first one ({fmt}), "
-                f"found {bare[row]!r}",
+                f"expected a timestamp in the layout of the first one ({fmt}), found {bare[row]!r}",
                 line=first_line + row,
             )
     return ParseError(
