@@ -8,6 +8,7 @@ from stationkit import __version__
 from stationkit.cli.common import Options, common_options
 from stationkit.cli.fetch import add, fetch
 from stationkit.cli.parse import parse
+from stationkit.cli.rebuild import rebuild
 from stationkit.cli.run import run
 from stationkit.cli.status import status
 
@@ -27,7 +28,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Options)
 
 
-for command in (fetch, add, parse, run, status):
+for command in (fetch, add, parse, run, status, rebuild):
     cli.add_command(command)
 
 

@@ -148,13 +148,28 @@ def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationR
     run.work_done += p.parsed
 
 
-def run_station(config: Config, station: StationConfig, *, force: bool = False) -> StationRun:
+#: the stages after fetch, in order; ``rebuild`` runs exactly these
+PROCESS_STAGES: tuple[Stage, ...] = (_parse,)
+
+
+def process_station(
+    config: Config, station: StationConfig, ledger: Ledger, run: StationRun
+) -> None:
+    """Every stage after fetch, on what the ledger holds."""
+    for stage in PROCESS_STAGES:
+        stage(config, station, ledger, run)
+
+
+def run_station(
+    config: Config, station: StationConfig, *, force: bool = False, fetch: bool = True
+) -> StationRun:
     """The chain for one station, with its own ledger connection."""
     run = StationRun(station.id)
     with Ledger(config.data_dir) as ledger:
         try:
-            _fetch(config, station, ledger, run, force)
-            _parse(config, station, ledger, run)
+            if fetch:
+                _fetch(config, station, ledger, run, force)
+            process_station(config, station, ledger, run)
         except StationkitError as exc:
             run.failures.append(Failure(station.id, "run", "", str(exc)))
             run.fatal = True
