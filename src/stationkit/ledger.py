@@ -137,15 +137,22 @@ class Ledger:
                 self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
         else:
             data_dir.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(_SCHEMA)
-            self.conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
+            # check_same_thread=False: a worker thread uses it; the main thread closes it
+            self.conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a killed process never loses a committed row; a
+            # power cut may lose the last few, which the next run simply redoes.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self.conn.executescript(_SCHEMA)
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self.conn.row_factory = sqlite3.Row
 
     def close(self) -> None:
@@ -192,6 +199,20 @@ class Ledger:
             (station, origin),
         ).fetchall()
         return {r["source_path"]: self._file(r) for r in rows}
+
+    def known_versions(self, station: str, origin: str) -> dict[str, tuple[int, float | None]]:
+        """(size, mtime) of the newest version of every logical file, by source_path.
+
+        The cheap question a no-op fetch asks; full rows only for what changed.
+        """
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT source_path, size, mtime FROM files WHERE station=? AND origin=? "
+                "AND parent_id IS NULL AND superseded_by IS NULL",
+                (station, origin),
+            )
+        }
 
     def get_file(self, file_id: int) -> FileRow:
         row = self.conn.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()

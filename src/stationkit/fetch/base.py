@@ -9,8 +9,11 @@ gets the same atomicity and idempotency.
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -63,7 +66,17 @@ def safe_relpath(name: str, *, what: str = "remote file") -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
 def matches(path: str, patterns: Sequence[str]) -> bool:
-    """True if the file NAME (or the relative path) matches a glob pattern."""
-    pp = PurePosixPath(path)
-    return any(pp.match(pat) or PurePosixPath(pp.name).match(pat) for pat in patterns)
+    """True if the file NAME matches a glob pattern, or -- for a pattern with
+    a '/' -- the relative path does (``2024/*.dat``). Case-sensitive."""
+    name = path.rsplit("/", 1)[-1]
+    for pat in patterns:
+        target = path if "/" in pat else name
+        if _glob(pat).match(target):
+            return True
+    return False

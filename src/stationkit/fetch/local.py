@@ -40,7 +40,8 @@ class LocalFolderSource:
                         continue
                     st = e.stat()
                     found.append(RemoteFile(rel, st.st_size, st.st_mtime))
-        return sorted(found)
+        found.sort(key=lambda f: f.path)
+        return found
 
     def download(
         self, files: Sequence[RemoteFile], target: Callable[[RemoteFile], Path]

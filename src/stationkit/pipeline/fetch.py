@@ -141,12 +141,11 @@ def fetch_station(
     try:
         listing = src.list_files()
         summary.listed = len(listing)
-        known = ledger.latest_by_source(station.id, "fetch")
+        versions = ledger.known_versions(station.id, "fetch")
         todo: list[RemoteFile] = []
         rels: dict[RemoteFile, PurePosixPath] = {}
         for f in listing:
-            prev = known.get(f.path)
-            if prev is not None and prev.size == f.size and prev.mtime == f.mtime:
+            if versions.get(f.path) == (f.size, f.mtime):
                 continue
             try:
                 rels[f] = safe_relpath(f.path)
@@ -154,6 +153,7 @@ def fetch_station(
                 summary.errors.append((f.path, str(exc)))
                 continue
             todo.append(f)
+        known = ledger.latest_by_source(station.id, "fetch") if todo else {}
         summary.fetched, summary.unchanged = _transfer(
             src, todo, rels, known, ledger, data_dir, station.id, summary
         )

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -161,24 +162,22 @@ def process_station(
 
 
 def run_station(
-    config: Config, station: StationConfig, *, force: bool = False, fetch: bool = True
+    config: Config, station: StationConfig, ledger: Ledger, *, force: bool = False
 ) -> StationRun:
-    """The chain for one station, with its own ledger connection."""
+    """The chain for one station."""
     run = StationRun(station.id)
-    with Ledger(config.data_dir) as ledger:
-        try:
-            if fetch:
-                _fetch(config, station, ledger, run, force)
-            process_station(config, station, ledger, run)
-        except StationkitError as exc:
-            run.failures.append(Failure(station.id, "run", "", str(exc)))
-            run.fatal = True
-        except Exception as exc:  # a bug in one station's run must not hide the others
-            log.debug("run of %s crashed", station.id, exc_info=True)
-            run.failures.append(
-                Failure(station.id, "run", "", f"internal error ({type(exc).__name__}: {exc})")
-            )
-            run.fatal = True
+    try:
+        _fetch(config, station, ledger, run, force)
+        process_station(config, station, ledger, run)
+    except StationkitError as exc:
+        run.failures.append(Failure(station.id, "run", "", str(exc)))
+        run.fatal = True
+    except Exception as exc:  # a bug in one station's run must not hide the others
+        log.debug("run of %s crashed", station.id, exc_info=True)
+        run.failures.append(
+            Failure(station.id, "run", "", f"internal error ({type(exc).__name__}: {exc})")
+        )
+        run.fatal = True
     return run
 
 
@@ -193,13 +192,26 @@ def run_stations(
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress."""
     selected = select_shard(stations, shard)
-    with RunLock(config.data_dir, wait=wait):
-        Ledger(config.data_dir).close()  # create the schema once, before the workers
+    with RunLock(config.data_dir, wait=wait), Ledger(config.data_dir) as main:
         if jobs <= 1 or len(selected) <= 1:
-            runs = [run_station(config, st, force=force) for st in selected]
+            runs = [run_station(config, st, main, force=force) for st in selected]
         else:
-            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
-                runs = list(pool.map(lambda st: run_station(config, st, force=force), selected))
+            # one ledger connection per worker thread, reused across its stations
+            local = threading.local()
+            opened: list[Ledger] = []
+
+            def work(st: StationConfig) -> StationRun:
+                if not hasattr(local, "ledger"):
+                    local.ledger = Ledger(config.data_dir)
+                    opened.append(local.ledger)
+                return run_station(config, st, local.ledger, force=force)
+
+            try:
+                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
+                    runs = list(pool.map(work, selected))
+            finally:
+                for ledger in opened:
+                    ledger.close()
     return RunResult(runs)
 
 
