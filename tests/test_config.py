@@ -140,3 +140,8 @@ def test_on_failure_command_is_split_without_a_shell(tmp_path: Path) -> None:
         write(tmp_path, 'on_failure = ["mail", "-s", "met run failed", "ops@example.org"]\n')
     )
     assert cfg.on_failure == ("mail", "-s", "met run failed", "ops@example.org")
+
+
+def test_reader_section_is_validated_at_load_with_its_key_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^stations\.M001\.reader\.delimiter: expected one of"):
+        load_config(write(tmp_path, '[stations.M001.reader]\ndelimiter = "|x"\n'))

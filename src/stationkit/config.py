@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stationkit.errors import ConfigError
+from stationkit.parsers.delimited import DelimitedOptions
 
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -96,6 +97,8 @@ class StationConfig:
     fetch_interval_minutes: float = 0.0
     #: which parser options apply to this station's files (format -> options)
     parser_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: the configurable reader for files no format recognises ([stations.X.reader])
+    reader: DelimitedOptions | None = None
     #: the station's raw TOML table for stages that read their own sections
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -262,10 +265,10 @@ _SFTP_KEYS = (
 _STATION_KEYS = (
     "name", "latitude", "longitude", "elevation_m", "utc_offset_hours",
     "timestamp_is_end_of_period", "averaging_period_minutes", "metadata", "source",
-    "archives", "fetch_interval_minutes", "parsers",
+    "archives", "fetch_interval_minutes", "parsers", "reader",
 )  # fmt: skip
 #: sections other stages validate themselves (calibration, flags, QC, exports)
-_STAGE_SECTIONS = ("points", "sensors", "flags", "qc", "export", "exports", "reader")
+_STAGE_SECTIONS = ("points", "sensors", "flags", "qc", "export", "exports")
 
 
 def _source(t: _Table, base: Path) -> SourceConfig:
@@ -328,6 +331,12 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
             ),
         )
         archives_t.done(("password_env", "max_member_bytes"))
+    reader_raw = t.raw("reader")
+    reader = (
+        DelimitedOptions.from_mapping(reader_raw, f"{path}.reader")
+        if reader_raw is not None
+        else None
+    )
     parsers_raw = t.raw("parsers")
     parser_options: dict[str, Mapping[str, Any]] = {}
     if parsers_raw is not None:
@@ -353,6 +362,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
         fetch_interval_minutes=t.get_float("fetch_interval_minutes", lo=0, hi=525600, unit=" min")
         or 0.0,
         parser_options=parser_options,
+        reader=reader,
         extra=extra,
     )
     t.done(_STATION_KEYS + _STAGE_SECTIONS)

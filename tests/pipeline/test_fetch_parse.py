@@ -197,3 +197,35 @@ def test_same_input_gives_byte_identical_parquet(tmp_path: Path) -> None:
         (out,) = (cfg.data_dir / "lake" / "readings" / "station=M1").iterdir()
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+READER = """
+[stations.M1.reader]
+delimiter = ";"
+decimal = ","
+header_row = 1
+units_row = 2
+dayfirst = true
+statistics = [["Mittel$", "avg"], ["Stdabw$", "sd"]]
+"""
+
+
+def test_station_reader_takes_files_no_format_claims(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path, READER)
+    (incoming / "logger.dat").write_bytes(
+        (FIXTURES / "delimited" / "bom_crlf_semicolon_decimal_comma.csv").read_bytes()
+    )
+    (incoming / "campbell.dat").write_text(toa5([("2024-02-01 01:10:00", 5.0, 0.5)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        p = parse_station(cfg, st, ledger)
+        assert (p.parsed, p.failed) == (2, 0), p.errors
+        formats = sorted(r[0] for r in ledger.conn.execute("SELECT format FROM parses"))
+    assert formats == ["delimited", "toa5"]
+    df = pl.read_parquet(cfg.data_dir / "lake" / "readings" / "station=M1")
+    ws = df.filter(pl.col("channel") == "WG 80m Mittel").sort("timestamp")
+    assert ws.get_column("statistic").to_list()[0] == "avg"
+    # 01.02.2024 00:00 local (UTC+1), end of a 10-minute period -> 2024-01-31 22:50 UTC
+    assert ws.get_column("timestamp")[0] == datetime(2024, 1, 31, 22, 50, tzinfo=UTC)
+    assert ws.get_column("value").to_list() == [7.5, 8.25, None]

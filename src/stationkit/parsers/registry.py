@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from stationkit.errors import ParseError, UnknownFormatError
-from stationkit.parsers import nrg_binary, nrg_logr, nrg_symphonie, toa5, tob1, tob3
+from stationkit.parsers import (
+    ammonit,
+    delimited,
+    nrg_binary,
+    nrg_logr,
+    nrg_symphonie,
+    toa5,
+    tob1,
+    tob3,
+)
 from stationkit.parsers.base import ParseResult, Source
 from stationkit.parsers.sources import read_head, source_name
 
@@ -54,6 +63,20 @@ PARSERS: dict[str, ParserSpec] = {
             "NRG LOGR statistics / one-second / diagnostics file (gzip too; .log = events)",
             nrg_logr.sniff,
             nrg_logr.read_nrg_logr,
+        ),
+        # loose text formats last: they claim less distinctive headers
+        ParserSpec(
+            ammonit.FORMAT,
+            "Ammonit Meteo-40/40 Plus/42 statistics CSV",
+            ammonit.sniff,
+            ammonit.read_ammonit_csv,
+        ),
+        # never sniffed: chosen by [stations.<id>.reader] for files no format claims
+        ParserSpec(
+            delimited.FORMAT,
+            "Configurable delimited text ([stations.<id>.reader] in stations.toml)",
+            delimited.sniff,
+            delimited.read_delimited,
         ),
     )
 }

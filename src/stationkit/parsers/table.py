@@ -157,7 +157,9 @@ def load_table(
         frame = pl.read_csv(
             reader_input,
             has_header=False,
-            skip_rows=layout.first_data_line - 1,
+            # skip_lines, not skip_rows: header lines are never read as CSV, so an
+            # odd quote in a header cannot swallow data rows
+            skip_lines=layout.first_data_line - 1,
             new_columns=list(layout.columns),
             schema_overrides=schema,
             separator=layout.separator,

@@ -109,6 +109,13 @@ def parse_timestamps(
             formats = ISO_FORMATS + MONTHFIRST_FORMATS
         else:
             formats = ISO_FORMATS + DAYFIRST_FORMATS + MONTHFIRST_FORMATS
+    # try each layout on a sample first: a wrong layout fails there cheaply
+    sample = pl.concat([bare.head(64), bare.tail(64)]).drop_nulls()
+    formats = tuple(
+        fmt
+        for fmt in formats
+        if sample.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True).null_count() == 0
+    ) or tuple(formats)
     parsed: list[tuple[str, pl.Series]] = []
     for fmt in formats:
         out = _try(bare, fmt)

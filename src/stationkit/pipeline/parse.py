@@ -29,10 +29,11 @@ from typing import Any
 import polars as pl
 
 from stationkit.config import Config, StationConfig
-from stationkit.errors import NotReadingsError, ParseError
+from stationkit.errors import NotReadingsError, ParseError, UnknownFormatError
 from stationkit.fetch.magic import archive_kind
 from stationkit.layout import quarantine_dir
 from stationkit.ledger import FileRow, Ledger
+from stationkit.parsers import delimited
 from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
@@ -86,8 +87,17 @@ def parse_one(
 ) -> tuple[ParseResult, pl.DataFrame, dict[str, Any]]:
     """Parse one file; return the result, the UTC wide frame and ledger details."""
     path = config.data_dir / row.path
-    fmt = detect_format(path, name=row.path)
-    result = get_parser(fmt).read(path, name=row.path, **_options(station, fmt))
+    try:
+        fmt = detect_format(path, name=row.path)
+    except UnknownFormatError:
+        if station.reader is None:
+            raise
+        fmt = delimited.FORMAT  # the station's configured reader takes what no format claims
+    if fmt == delimited.FORMAT:
+        assert station.reader is not None
+        result = delimited.read_delimited(path, name=row.path, options=station.reader)
+    else:
+        result = get_parser(fmt).read(path, name=row.path, **_options(station, fmt))
     frame = result.frame
     warnings = list(result.meta.warnings)
     stamps = frame.get_column(TIMESTAMP)

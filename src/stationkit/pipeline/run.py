@@ -17,11 +17,14 @@ import logging
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from stationkit.atomic import clean_temp_files
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.ledger import Ledger
@@ -192,7 +195,11 @@ def run_stations(
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress."""
     selected = select_shard(stations, shard)
-    with RunLock(config.data_dir, wait=wait), Ledger(config.data_dir) as main:
+    with (
+        RunLock(config.data_dir, wait=wait),
+        unfinished_marker(config.data_dir),
+        Ledger(config.data_dir) as main,
+    ):
         if jobs <= 1 or len(selected) <= 1:
             runs = [run_station(config, st, main, force=force) for st in selected]
         else:
@@ -213,6 +220,29 @@ def run_stations(
                 for ledger in opened:
                     ledger.close()
     return RunResult(runs)
+
+
+MARKER = ".stationkit-run-in-progress"
+
+
+@contextmanager
+def unfinished_marker(data_dir: Path) -> Iterator[None]:
+    """Mark a run in progress; after a crash, the next run removes its temporaries.
+
+    Temporaries only ever exist while a run works, so they are looked for only
+    when the marker shows the previous run did not finish (a no-op run never
+    walks the data directory).
+    """
+    marker = data_dir / MARKER
+    if marker.exists():
+        removed = sum(
+            clean_temp_files(data_dir / top) for top in ("raw", "staging", "lake", "exports")
+        )
+        if removed:
+            log.warning("removed %d temporary file(s) left by an interrupted run", removed)
+    marker.touch()
+    yield
+    marker.unlink(missing_ok=True)
 
 
 def notify_failure(config: Config, result: RunResult) -> str | None:
