@@ -22,9 +22,22 @@ EXPECTED = {
     "NRG_LOGR_DAT": "nrg_logr",
     "NRG_RLD": "nrg_binary",
     "NRG_RWD": "nrg_binary",
+    "KINTECH_WND": "kintech_wnd",
+    "WINDCUBE_STA": "windcube_sta",
+    "ZX_ZEPHIR_CSV": "zephir_csv",
+    "TRITON_CSV": "triton_csv",
 }
 #: folders whose files no reader may claim (not readings, or not supported)
-UNCLAIMED = ("ARCHIVE", "CRBASIC_PROGRAM", "CSI_TDF", "IEA43_JSON")
+UNCLAIMED = (
+    "ARCHIVE",
+    "CRBASIC_PROGRAM",
+    "CSI_TDF",
+    "IEA43_JSON",
+    "LIDAR_MOLAS",
+    "SODAR_AQ500",
+    "SODAR_SCINTEC_MND",
+    "WLS70_BUFR",
+)
 
 
 def files_of(folders: dict[str, str] | tuple[str, ...]) -> list[tuple[Path, str | None]]:
@@ -57,7 +70,9 @@ def test_extension_is_never_trusted(tmp_path: Path) -> None:
 
 
 def test_empty_file_is_named_as_such() -> None:
-    with pytest.raises(UnknownFormatError, match=r"x\.dat: an empty file; formats stationkit reads"):
+    with pytest.raises(
+        UnknownFormatError, match=r"x\.dat: an empty file; formats stationkit reads"
+    ):
         detect_format(io.BytesIO(b""), name="x.dat")
 
 

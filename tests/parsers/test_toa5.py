@@ -219,3 +219,9 @@ def test_a_short_row_in_the_middle_is_an_error_naming_its_line() -> None:
     # polars would pad it with nulls; a missing field is not a missing value
     with pytest.raises(ParseError, match=r"short_row\.dat, line 6: expected 4 fields, found 3"):
         read_toa5(TOA5 / "short_row.dat")
+
+
+def test_lone_cr_line_ends() -> None:
+    r = read_toa5(TOA5 / "cr_only.dat")
+    assert r.frame.get_column("WS_Avg").to_list() == [5.5, 6.5]
+    assert r.frame.get_column("timestamp")[1] == datetime(2024, 1, 1, 0, 20)

@@ -15,12 +15,16 @@ from stationkit.errors import ParseError, UnknownFormatError
 from stationkit.parsers import (
     ammonit,
     delimited,
+    kintech_wnd,
     nrg_binary,
     nrg_logr,
     nrg_symphonie,
     toa5,
     tob1,
     tob3,
+    triton_csv,
+    windcube_sta,
+    zephir_csv,
 )
 from stationkit.parsers.base import ParseResult, Source
 from stationkit.parsers.sources import read_head, source_name
@@ -63,6 +67,30 @@ PARSERS: dict[str, ParserSpec] = {
             "NRG LOGR statistics / one-second / diagnostics file (gzip too; .log = events)",
             nrg_logr.sniff,
             nrg_logr.read_nrg_logr,
+        ),
+        ParserSpec(
+            kintech_wnd.FORMAT,
+            "Kintech Engineering Atlas output data file (.wnd)",
+            kintech_wnd.sniff,
+            kintech_wnd.read_kintech_wnd,
+        ),
+        ParserSpec(
+            windcube_sta.FORMAT,
+            "Leosphere/Vaisala WindCube v1/v2 lidar statistics (.sta)",
+            windcube_sta.sniff,
+            windcube_sta.read_windcube_sta,
+        ),
+        ParserSpec(
+            zephir_csv.FORMAT,
+            "ZephIR 300 (ZX Lidars) lidar CSV export",
+            zephir_csv.sniff,
+            zephir_csv.read_zephir_csv,
+        ),
+        ParserSpec(
+            triton_csv.FORMAT,
+            "Vaisala/Second Wind Triton sodar CSV export",
+            triton_csv.sniff,
+            triton_csv.read_triton_csv,
         ),
         # loose text formats last: they claim less distinctive headers
         ParserSpec(

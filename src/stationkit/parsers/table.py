@@ -147,6 +147,10 @@ def load_table(
             )
     if size == 0:
         data = b""
+    if _lone_cr(data):
+        # polars splits lines on LF only: old Mac line ends (CR) become LF
+        whole = data if isinstance(data, bytes) else Path(data).read_bytes()
+        data = whole.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
     numeric = layout.numeric
     schema = {c: (pl.Float64 if c in numeric else pl.String) for c in layout.columns}
@@ -190,6 +194,16 @@ def load_table(
                 )
             frame = frame.filter(~blank)
     return frame, warnings
+
+
+def _lone_cr(data: str | os.PathLike[str] | bytes) -> bool:
+    """True when the start of the data uses CR alone as the line break."""
+    if isinstance(data, bytes):
+        head = data[:65536]
+    else:
+        with open(data, "rb") as fh:
+            head = fh.read(65536)
+    return b"\r" in head.rstrip(b"\r") and b"\n" not in head
 
 
 def _separators(data: str | os.PathLike[str] | bytes, sep: bytes, skip_lines: int) -> int:
@@ -243,7 +257,7 @@ def _locate_error(
     raw = data if isinstance(data, bytes) else Path(data).read_bytes()
     text = raw.decode("utf-8", "replace")
     width = len(layout.columns)
-    lines = text.splitlines()
+    lines = _LINE_SPLIT.split(text)
     for idx in range(layout.first_data_line - 1, len(lines)):
         line = lines[idx]
         if not line.strip():
