@@ -145,3 +145,39 @@ def test_on_failure_command_is_split_without_a_shell(tmp_path: Path) -> None:
 def test_reader_section_is_validated_at_load_with_its_key_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^stations\.M001\.reader\.delimiter: expected one of"):
         load_config(write(tmp_path, '[stations.M001.reader]\ndelimiter = "|x"\n'))
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        (
+            "[stations.M001.parsers.toa6]\nx = 1\n",
+            "stations.M001.parsers.toa6: unknown format; formats: ",
+        ),
+        (
+            "[stations.M001.parsers.csi_ascii]\ncolumn = []\n",
+            "stations.M001.parsers.csi_ascii.column: unknown option; options: columns",
+        ),
+        (
+            "[stations.M001.parsers.toa5]\nx = 1\n",
+            "stations.M001.parsers.toa5.x: unknown option; toa5 takes no options",
+        ),
+    ],
+)
+def test_parser_options_are_checked_against_the_reader(
+    tmp_path: Path, snippet: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, snippet))
+    assert str(exc.value).startswith(message)
+
+
+def test_parser_options_reach_the_reader(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path, '[stations.M001.parsers.csi_ascii]\ncolumns = ["TIMESTAMP", "RECORD", "T"]\n'
+        )
+    )
+    assert cfg.stations["M001"].parser_options == {
+        "csi_ascii": {"columns": ["TIMESTAMP", "RECORD", "T"]}
+    }

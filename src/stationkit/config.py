@@ -10,6 +10,7 @@ secrets file (``secrets_file``).
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import shlex
@@ -312,6 +313,25 @@ def _source(t: _Table, base: Path) -> SourceConfig:
     return sftp
 
 
+def _check_parser_options(fmt: str, opts: Mapping[str, Any], key: str) -> None:
+    """The format exists and each option is one of its reader's keyword arguments."""
+    from stationkit.parsers.registry import PARSERS  # the registry imports every reader
+
+    if fmt not in PARSERS or fmt == "delimited":
+        valid = ", ".join(sorted(f for f in PARSERS if f != "delimited"))
+        raise ConfigError(
+            f"{key}: unknown format; formats: {valid} (the delimited reader is [reader])"
+        )
+    params = inspect.signature(PARSERS[fmt].read).parameters
+    accepted = [
+        n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "name"
+    ]
+    for option in opts:
+        if option not in accepted:
+            hint = f"; options: {', '.join(accepted)}" if accepted else f"; {fmt} takes no options"
+            raise ConfigError(f"{key}.{option}: unknown option{hint}")
+
+
 def _station(sid: str, data: Any, base: Path) -> StationConfig:
     path = f"stations.{sid}"
     if not STATION_ID.match(sid):
@@ -344,6 +364,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
         for fmt, opts in pt.data.items():
             if not isinstance(opts, dict):
                 raise ConfigError(f"{pt.key(fmt)}: expected a table of parser options")
+            _check_parser_options(fmt, opts, pt.key(fmt))
             parser_options[fmt] = opts
     station = StationConfig(
         id=sid,

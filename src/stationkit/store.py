@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from stationkit.atomic import atomic_output
@@ -91,21 +92,22 @@ def write_readings(
         try:
             for ch in sorted(channels, key=lambda c: c.name):
                 values = frame.get_column(ch.name).to_arrow()
-                pending.append(
-                    pa.Table.from_arrays(
-                        [
-                            station_col,
-                            stamps,
-                            _repeat(ch.name, n),
-                            _repeat(ch.statistic, n),
-                            values,
-                            file_col,
-                        ],
-                        schema=READINGS_SCHEMA,
-                    )
+                table = pa.Table.from_arrays(
+                    [
+                        station_col,
+                        stamps,
+                        _repeat(ch.name, n),
+                        _repeat(ch.statistic, n),
+                        values,
+                        file_col,
+                    ],
+                    schema=READINGS_SCHEMA,
                 )
-                pending_rows += n
-                total += n
+                if ch.sparse:
+                    table = table.filter(pc.is_valid(table.column("value")))
+                pending.append(table)
+                pending_rows += table.num_rows
+                total += table.num_rows
                 if pending_rows >= ROW_GROUP_ROWS:
                     writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS * 2)
                     pending, pending_rows = [], 0

@@ -26,6 +26,15 @@ EXPECTED = {
     "WINDCUBE_STA": "windcube_sta",
     "ZX_ZEPHIR_CSV": "zephir_csv",
     "TRITON_CSV": "triton_csv",
+    "TOACI1": "toaci1",
+    "CSIXML": "csixml",
+    "CSI_ASCII_NOHEADER": "csi_ascii",
+    "MIXED_ARRAY": "mixed_array",
+}
+#: single files whose folder holds more than one format
+EXPECTED_FILES = {
+    "WINDOGRAPHER_TXT/brightwind-dev__brightwind__windographer_demo_data1.txt": "windographer",
+    "WINDOGRAPHER_TXT/brightwind-dev__brightwind__windographer_flagging_log.txt": "windographer_flags",
 }
 #: folders whose files no reader may claim (not readings, or not supported)
 UNCLAIMED = (
@@ -48,7 +57,11 @@ def files_of(folders: dict[str, str] | tuple[str, ...]) -> list[tuple[Path, str 
     return out
 
 
-@pytest.mark.parametrize(("path", "fmt"), files_of(EXPECTED), ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    files_of(EXPECTED) + [(CORPUS / rel, fmt) for rel, fmt in EXPECTED_FILES.items()],
+    ids=lambda v: getattr(v, "name", v),
+)
 def test_corpus_files_are_sniffed_as_their_format(path: Path, fmt: str) -> None:
     assert fmt in PARSERS
     assert sniff_format(read_head(path)) == fmt

@@ -229,3 +229,23 @@ def test_station_reader_takes_files_no_format_claims(tmp_path: Path) -> None:
     # 01.02.2024 00:00 local (UTC+1), end of a 10-minute period -> 2024-01-31 22:50 UTC
     assert ws.get_column("timestamp")[0] == datetime(2024, 1, 31, 22, 50, tzinfo=UTC)
     assert ws.get_column("value").to_list() == [7.5, 8.25, None]
+
+
+def test_interleaved_mixed_arrays_store_each_channel_only_at_its_own_times(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    src = CORPUS / "MIXED_ARRAY" / "MRE-Code-Hub__extract_loggernet__6-GndRadData.dat"
+    (incoming / "cr23x.dat").write_bytes(src.read_bytes())
+    lines = src.read_text().splitlines()
+    daily = sum(1 for line in lines if line.startswith("111,"))
+    minute = sum(1 for line in lines if line.startswith("213,"))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        p = parse_station(cfg, st, ledger)
+        assert p.parsed == 1, p.errors
+    df = pl.read_parquet(cfg.data_dir / "lake" / "readings" / "station=M1")
+    per_channel = df.group_by("channel").len()
+    a111 = per_channel.filter(pl.col("channel").str.starts_with("A111_"))
+    a213 = per_channel.filter(pl.col("channel").str.starts_with("A213_"))
+    assert a111.height > 0 and set(a111.get_column("len")) == {daily}
+    assert a213.height > 0 and set(a213.get_column("len")) == {minute}

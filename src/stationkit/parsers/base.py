@@ -76,6 +76,11 @@ class ChannelInfo:
     unit: str | None = None
     height_m: float | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: True when the file holds this channel only at some of the frame's
+    #: timestamps (several tables of different intervals in one file): its
+    #: nulls are "not in this table here", not logged missing values, and are
+    #: not stored as readings
+    sparse: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class ParseResult:
         """The readings as tidy rows: timestamp, channel, statistic, value.
 
         Rows whose value is null are kept: a logged missing value is a fact
-        (availability reports count it).
+        (availability reports count it) -- except for sparse channels.
         """
         parts = [
             self.frame.select(
@@ -140,7 +145,7 @@ class ParseResult:
                 pl.lit(c.name, dtype=pl.String).alias("channel"),
                 pl.lit(c.statistic, dtype=pl.String).alias("statistic"),
                 pl.col(c.name).alias("value"),
-            )
+            ).filter(pl.col("value").is_not_null() if c.sparse else pl.lit(True))
             for c in self.channels
         ]
         if not parts:

@@ -14,16 +14,22 @@ from typing import Any
 from stationkit.errors import ParseError, UnknownFormatError
 from stationkit.parsers import (
     ammonit,
+    csi_ascii,
+    csixml,
     delimited,
     kintech_wnd,
+    mixed_array,
     nrg_binary,
     nrg_logr,
     nrg_symphonie,
     toa5,
+    toaci1,
     tob1,
     tob3,
     triton_csv,
     windcube_sta,
+    windographer,
+    windographer_flags,
     zephir_csv,
 )
 from stationkit.parsers.base import ParseResult, Source
@@ -56,6 +62,18 @@ PARSERS: dict[str, ParserSpec] = {
             nrg_binary.read_nrg_binary,
         ),
         ParserSpec(toa5.FORMAT, "Campbell Scientific TOA5 ASCII table", toa5.sniff, toa5.read_toa5),
+        ParserSpec(
+            toaci1.FORMAT,
+            "Campbell Scientific TOACI1 ASCII table (older LoggerNet)",
+            toaci1.sniff,
+            toaci1.read_toaci1,
+        ),
+        ParserSpec(
+            csixml.FORMAT,
+            "Campbell Scientific CSIXML (LoggerNet XML table)",
+            csixml.sniff,
+            csixml.read_csixml,
+        ),
         ParserSpec(
             nrg_symphonie.FORMAT,
             "NRG SymphoniePRO text export (Desktop, Export Service, NRG Cloud)",
@@ -92,12 +110,36 @@ PARSERS: dict[str, ParserSpec] = {
             triton_csv.sniff,
             triton_csv.read_triton_csv,
         ),
+        ParserSpec(
+            windographer_flags.FORMAT,
+            "Windographer flagging log (flag periods, not readings)",
+            windographer_flags.sniff,
+            windographer_flags.refuse_readings,
+        ),
+        ParserSpec(
+            windographer.FORMAT,
+            "Windographer text data export",
+            windographer.sniff,
+            windographer.read_windographer,
+        ),
         # loose text formats last: they claim less distinctive headers
         ParserSpec(
             ammonit.FORMAT,
             "Ammonit Meteo-40/40 Plus/42 statistics CSV",
             ammonit.sniff,
             ammonit.read_ammonit_csv,
+        ),
+        ParserSpec(
+            mixed_array.FORMAT,
+            "Campbell mixed-array (Edlog CR10/CR10X/CR23X) / LoggerNet array-compatible CSV",
+            mixed_array.sniff,
+            mixed_array.read_mixed_array,
+        ),
+        ParserSpec(
+            csi_ascii.FORMAT,
+            "Campbell headerless ASCII table data (needs [stations.<id>.parsers.csi_ascii] columns)",
+            csi_ascii.sniff,
+            csi_ascii.read_csi_ascii,
         ),
         # never sniffed: chosen by [stations.<id>.reader] for files no format claims
         ParserSpec(
