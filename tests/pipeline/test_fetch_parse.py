@@ -249,3 +249,23 @@ def test_interleaved_mixed_arrays_store_each_channel_only_at_its_own_times(tmp_p
     a213 = per_channel.filter(pl.col("channel").str.starts_with("A213_"))
     assert a111.height > 0 and set(a111.get_column("len")) == {daily}
     assert a213.height > 0 and set(a213.get_column("len")) == {minute}
+
+
+def test_a_column_added_between_files_becomes_a_new_channel(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    (incoming / "day1.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    wider = (
+        '"TOA5","M1","CR1000X","1","CR1000X.Std.07","CPU:m.CR1X","2","Ten"\r\n'
+        '"TIMESTAMP","RECORD","WS_Avg","WS_Std","Note","AirT_Avg"\r\n'
+        '"TS","RN","m/s","m/s","","Deg C"\r\n'
+        '"","","Avg","Std","Smp","Avg"\r\n'
+        '"2024-01-02 01:10:00",0,6.0,0.6,"x",3.5\r\n'
+    )
+    (incoming / "day2.dat").write_text(wider)
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        assert parse_station(cfg, st, ledger).parsed == 2
+    df = pl.read_parquet(cfg.data_dir / "lake" / "readings" / "station=M1")
+    counts = dict(df.group_by("channel").len().iter_rows())
+    assert counts == {"WS_Avg": 2, "WS_Std": 2, "AirT_Avg": 1}
