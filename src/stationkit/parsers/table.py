@@ -283,3 +283,69 @@ def _locate_error(
                 )
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ParseError(name, f"unreadable data block ({first})")
+
+
+def unique_names(names: Sequence[str], name: str, *, line: int) -> list[str]:
+    """Column names as the file has them; empty ones (padding) get unique
+    placeholders ``__empty<i>``; a repeated name is an error naming ``line``."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(names):
+        col = raw if raw.strip() else f"__empty{i}"
+        if col in seen:
+            raise ParseError(
+                name,
+                f"duplicate column name {col!r} (fields {seen[col]} and {i + 1}); "
+                "every column needs a unique name",
+                line=line,
+            )
+        seen[col] = i + 1
+        out.append(col)
+    return out
+
+
+def text_columns(
+    lines: Sequence[str],
+    width: int,
+    *,
+    separator: str = ",",
+    quote: str | None = None,
+    missing: Sequence[str] = (),
+    decimal_comma: bool = False,
+    quoted_is_text: bool = False,
+    start: int = 0,
+) -> set[int]:
+    """Columns (from ``start``) whose sampled values are text.
+
+    A column is text when it holds some non-missing value and no number in
+    the sample -- or, with ``quoted_is_text`` (Campbell quotes strings and
+    never numbers), any quoted non-missing value. One odd value in a column
+    of numbers is a damaged line, which the loader reports with its line
+    number: corruption never makes a channel vanish. Lines with fewer fields
+    than ``width`` (partial writes) are not evidence.
+    """
+    markers = set(missing)
+    quoted: set[int] = set()
+    numbers: set[int] = set()
+    words: set[int] = set()
+    for line in lines:
+        if not line.strip():
+            continue
+        fields = (
+            split_fields(line, separator, quote)
+            if quote is not None
+            else [Field(t, False) for t in line.split(separator)]
+        )
+        if len(fields) < width:
+            continue
+        for i in range(start, width):
+            value = fields[i].text.strip()
+            if value in markers:
+                continue
+            if quoted_is_text and fields[i].quoted:
+                quoted.add(i)
+            elif is_number(value, decimal_comma):
+                numbers.add(i)
+            else:
+                words.add(i)
+    return quoted | (words - numbers)

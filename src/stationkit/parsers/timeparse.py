@@ -177,3 +177,17 @@ def _first_unparsable(
         f"expected a timestamp like 2024-01-31 23:50:00, found {bare[0]!r}",
         line=first_line,
     )
+
+
+def parse_timestamps_first_fit(
+    values: pl.Series, *, name: str, first_line: int, formats: Sequence[str]
+) -> tuple[pl.Series, list[str]]:
+    """A format's own layouts first, then any ISO or day-first one; never month
+    first. The first layout that reads every value wins (no ambiguity scoring)."""
+    return parse_timestamps(
+        values,
+        name=name,
+        first_line=first_line,
+        formats=(*formats, *ISO_FORMATS, *DAYFIRST_FORMATS),
+        dayfirst=True,
+    )

@@ -43,7 +43,13 @@ from stationkit.parsers.base import (
     Source,
 )
 from stationkit.parsers.sources import decode, read_bytes, source_name, split_lines
-from stationkit.parsers.table import TableLayout, is_number, load_table, split_fields
+from stationkit.parsers.table import (
+    TableLayout,
+    load_table,
+    split_fields,
+    text_columns,
+    unique_names,
+)
 from stationkit.parsers.timeparse import parse_timestamps
 
 FORMAT = "toa5"
@@ -108,14 +114,20 @@ def read_toa5(source: Source, *, name: str | None = None) -> ParseResult:
     width = len(names)
     units = _pad([f.text for f in split_fields(head_lines[2])], width)
     processing = _pad([f.text for f in split_fields(head_lines[3])], width)
-    _check_names(names, display)
+    columns = unique_names(names, display, line=2)
 
     ts_index = _find(names, units, "TS", campbell.TIMESTAMP_NAMES)
     if ts_index is None:
         raise ParseError(display, "expected a TIMESTAMP column (units 'TS')", line=2)
     rec_index = _find(names, units, "RN", campbell.RECORD_NAMES)
 
-    text_cols = _text_columns(head_lines[HEADER_LINES:] + tail_lines, width)
+    text_cols = text_columns(
+        head_lines[HEADER_LINES:] + tail_lines,
+        width,
+        quote='"',
+        missing=MISSING_MARKERS,
+        quoted_is_text=True,
+    )
     channels: list[ChannelInfo] = []
     skipped: list[str] = []
     for i, col in enumerate(names):
@@ -132,7 +144,7 @@ def read_toa5(source: Source, *, name: str | None = None) -> ParseResult:
             )
         )
     layout = TableLayout(
-        columns=_unique_placeholders(names),
+        columns=columns,
         numeric=frozenset(c.name for c in channels),
         first_data_line=HEADER_LINES + 1,
         null_values=MISSING_MARKERS,
@@ -170,61 +182,8 @@ def _pad(values: list[str], width: int) -> list[str]:
     return (values + [""] * width)[:width]
 
 
-def _unique_placeholders(columns: list[str]) -> list[str]:
-    """Empty names (spreadsheet padding) get unique placeholder names."""
-    out = []
-    for i, c in enumerate(columns):
-        out.append(c if c else f"__empty{i}")
-    return out
-
-
-def _check_names(names: list[str], display: str) -> None:
-    seen: dict[str, int] = {}
-    for i, col in enumerate(names, start=1):
-        if not col:
-            continue
-        if col in seen:
-            raise ParseError(
-                display,
-                f"duplicate column name {col!r} (fields {seen[col]} and {i}); "
-                "every column needs a unique name",
-                line=2,
-            )
-        seen[col] = i
-
-
 def _find(names: list[str], units: list[str], unit: str, known: frozenset[str]) -> int | None:
     for i, (col, u) in enumerate(zip(names, units, strict=True)):
         if u.strip() == unit or col.strip().upper() in known:
             return i
     return None
-
-
-def _text_columns(lines: list[str], width: int) -> set[int]:
-    """Columns holding text.
-
-    A column is text when any value is quoted (Campbell quotes strings and
-    never numbers), or when every value is a non-number (spreadsheet re-saves
-    drop the quotes). A column of numbers with one unquoted non-number is
-    numeric and that value an error: corruption must not make a channel vanish.
-    """
-    quoted: set[int] = set()
-    numbers: set[int] = set()
-    words: set[int] = set()
-    for line in lines:
-        if not line.strip():
-            continue
-        fields = split_fields(line)
-        if len(fields) < width:
-            continue  # a partial line says nothing reliable
-        for i, fld in enumerate(fields[:width]):
-            value = fld.text.strip()
-            if value in MISSING_MARKERS:
-                continue
-            if fld.quoted:
-                quoted.add(i)
-            elif is_number(value):
-                numbers.add(i)
-            else:
-                words.add(i)
-    return quoted | (words - numbers)

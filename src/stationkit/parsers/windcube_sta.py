@@ -63,8 +63,8 @@ import polars as pl
 from stationkit.errors import ParseError
 from stationkit.parsers.base import TIMESTAMP, ChannelInfo, FileMeta, ParseResult, Source
 from stationkit.parsers.sources import decode, read_bytes, source_name, split_lines
-from stationkit.parsers.table import TableLayout, is_number, load_table
-from stationkit.parsers.timeparse import DAYFIRST_FORMATS, ISO_FORMATS, parse_timestamps
+from stationkit.parsers.table import TableLayout, is_number, load_table, text_columns
+from stationkit.parsers.timeparse import parse_timestamps_first_fit
 
 FORMAT = "windcube_sta"
 SEPARATOR = "\t"
@@ -154,7 +154,9 @@ def read_windcube_sta(source: Source, *, name: str | None = None) -> ParseResult
         .to_series()
         .alias(ts_cols[0])
     )
-    stamps, ts_warnings = _timestamps(text, display, first_data_line)
+    stamps, ts_warnings = parse_timestamps_first_fit(
+        text, name=display, first_line=first_data_line, formats=TIME_FORMATS
+    )
     wide = frame.select(stamps.alias(TIMESTAMP), *[pl.col(c.name) for c in channels])
 
     ts_name = raw_names[0].strip().lower()
@@ -181,15 +183,6 @@ def read_windcube_sta(source: Source, *, name: str | None = None) -> ParseResult
         ),
         channels=tuple(channels),
         frame=wide,
-    )
-
-
-def _timestamps(values: pl.Series, display: str, first_line: int) -> tuple[pl.Series, list[str]]:
-    """The format's own layouts first, then any ISO or day-first layout; never month first."""
-    # dayfirst=True makes the first layout that reads every value win (no ambiguity scoring)
-    formats = (*TIME_FORMATS, *ISO_FORMATS, *DAYFIRST_FORMATS)
-    return parse_timestamps(
-        values, name=display, first_line=first_line, formats=formats, dayfirst=True
     )
 
 
@@ -266,7 +259,7 @@ def _columns(
     ts_cols = [names[0]]
     if len(names) > 1 and names[0].lower() == "date" and names[1].lower() == "time":
         ts_cols.append(names[1])
-    text_idx = _text_columns(sample, len(names))
+    text_idx = text_columns(sample, len(names), separator=SEPARATOR, missing=MISSING_MARKERS)
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1
@@ -314,34 +307,6 @@ def _columns(
             )
         )
     return ts_cols, columns, channels, skipped
-
-
-def _text_columns(lines: list[str], width: int) -> set[int]:
-    """Columns whose sampled values are all text (no number, not only missing).
-
-    One odd value in a numeric column is a damaged line, reported by the
-    loader with its line number, not a reason to drop the channel.
-    """
-    texts: set[int] = set()
-    pending = list(range(width))  # columns not yet seen holding a number
-    for line in lines:
-        fields = line.split(SEPARATOR)
-        if len(fields) != width:
-            continue  # a partial line says nothing reliable
-        still = []
-        for i in pending:
-            v = fields[i].strip()
-            if v in MISSING_MARKERS:
-                still.append(i)
-            elif is_number(v):
-                texts.discard(i)
-            else:
-                texts.add(i)
-                still.append(i)
-        pending = still
-        if not pending:
-            break
-    return texts
 
 
 def _height(col: str) -> float | None:

@@ -56,8 +56,8 @@ import polars as pl
 from stationkit.errors import ParseError
 from stationkit.parsers.base import TIMESTAMP, ChannelInfo, FileMeta, ParseResult, Source
 from stationkit.parsers.sources import decode, read_bytes, source_name, split_lines
-from stationkit.parsers.table import TableLayout, is_number, load_table
-from stationkit.parsers.timeparse import DAYFIRST_FORMATS, ISO_FORMATS, parse_timestamps
+from stationkit.parsers.table import TableLayout, load_table, text_columns, unique_names
+from stationkit.parsers.timeparse import parse_timestamps_first_fit
 
 FORMAT = "zephir_csv"
 SEPARATOR = ";"
@@ -135,7 +135,9 @@ def read_zephir_csv(source: Source, *, name: str | None = None) -> ParseResult:
         sample += split_lines(tail[tail.find(b"\n") + 1 :].decode("utf-8", "replace"))[
             -SAMPLE_LINES:
         ]
-    text_idx = _text_columns(sample, len(names))
+    text_idx = text_columns(
+        sample, len(names), separator=SEPARATOR, missing=MISSING_MARKERS, decimal_comma=True
+    )
     channels: list[ChannelInfo] = []
     skipped: list[str] = []
     for i, col in enumerate(names):
@@ -158,7 +160,12 @@ def read_zephir_csv(source: Source, *, name: str | None = None) -> ParseResult:
         encoding="utf8-lossy",
     )
     frame, warnings = load_table(data, layout, display)
-    stamps, ts_warnings = _timestamps(frame.get_column(TIMESTAMP_COLUMN), display, HEADER_LINES + 1)
+    stamps, ts_warnings = parse_timestamps_first_fit(
+        frame.get_column(TIMESTAMP_COLUMN),
+        name=display,
+        first_line=HEADER_LINES + 1,
+        formats=TIME_FORMATS,
+    )
     wide = frame.select(
         stamps.alias(TIMESTAMP),
         *[
@@ -195,15 +202,6 @@ def read_zephir_csv(source: Source, *, name: str | None = None) -> ParseResult:
     )
 
 
-def _timestamps(values: pl.Series, display: str, first_line: int) -> tuple[pl.Series, list[str]]:
-    """The format's own layouts first, then any ISO or day-first layout; never month first."""
-    # dayfirst=True makes the first layout that reads every value win (no ambiguity scoring)
-    formats = (*TIME_FORMATS, *ISO_FORMATS, *DAYFIRST_FORMATS)
-    return parse_timestamps(
-        values, name=display, first_line=first_line, formats=formats, dayfirst=True
-    )
-
-
 def _metadata(line: str) -> tuple[dict[str, str], list[str]]:
     """``key: value`` items of line 1, and the items that have no key."""
     header: dict[str, str] = {}
@@ -224,47 +222,9 @@ def _metadata(line: str) -> tuple[dict[str, str], list[str]]:
 
 def _names(line: str, display: str) -> list[str]:
     names = [n.strip() for n in line.split(SEPARATOR)]
-    out: list[str] = []
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):
-        if n.startswith(CHECKSUM_COLUMN + ":"):
-            n = CHECKSUM_COLUMN  # the header cell carries the header line's own checksum
-        if not n:
-            n = f"__empty{i}"
-        if n in seen:
-            raise ParseError(
-                display,
-                f"duplicate column name {n!r} (fields {seen[n]} and {i + 1}); "
-                "every column needs a unique name",
-                line=2,
-            )
-        seen[n] = i + 1
-        out.append(n)
-    return out
-
-
-def _text_columns(lines: list[str], width: int) -> set[int]:
-    """Columns whose sampled values are all text (a stray value is a damaged line)."""
-    texts: set[int] = set()
-    pending = list(range(width))  # columns not yet seen holding a number
-    for line in lines:
-        fields = line.split(SEPARATOR)
-        if len(fields) != width:
-            continue  # a partial line says nothing reliable
-        still = []
-        for i in pending:
-            v = fields[i].strip()
-            if v in MISSING_MARKERS:
-                still.append(i)
-            elif is_number(v, decimal_comma=True):
-                texts.discard(i)
-            else:
-                texts.add(i)
-                still.append(i)
-        pending = still
-        if not pending:
-            break
-    return texts
+    # the checksum header cell carries the header line's own checksum
+    names = [CHECKSUM_COLUMN if n.startswith(CHECKSUM_COLUMN + ":") else n for n in names]
+    return unique_names(names, display, line=2)
 
 
 def _channel(col: str) -> ChannelInfo:
