@@ -85,6 +85,8 @@ def setup_logging(opts: Options) -> None:
         root.addHandler(handler)
     for h in root.handlers:
         h.setLevel(level)
+    # asyncssh logs every connection at INFO: only with -vv
+    logging.getLogger("asyncssh").setLevel(logging.DEBUG if opts.verbose >= 2 else logging.WARNING)
 
 
 def get_config() -> Config:
