@@ -61,7 +61,9 @@ print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxr
 
 
 def run(code: str, *args: str) -> tuple[float, int, int]:
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+    )
     secs, rss, rows = out.stdout.split()
     return float(secs), int(rss), int(rows)
 
@@ -78,7 +80,15 @@ def main() -> None:
     src = incoming / f"bench_{args.days}d_{args.sensors}s.dat"
     if not src.exists():
         subprocess.run(
-            [sys.executable, str(HERE / "gen_toa5.py"), str(src), "--days", str(args.days), "--sensors", str(args.sensors)],
+            [
+                sys.executable,
+                str(HERE / "gen_toa5.py"),
+                str(src),
+                "--days",
+                str(args.days),
+                "--sensors",
+                str(args.sensors),
+            ],
             check=True,
         )
     results: dict[str, list[tuple[float, int, int]]] = {"reference": [], "stationkit": []}
@@ -89,7 +99,7 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(work)], check=True)
         work.mkdir()
         (work / "stations.toml").write_text(
-            f'[stations.BENCH]\nutc_offset_hours = 0\ntimestamp_is_end_of_period = true\n'
+            f"[stations.BENCH]\nutc_offset_hours = 0\ntimestamp_is_end_of_period = true\n"
             f'averaging_period_minutes = 10\n[stations.BENCH.source]\nkind = "local"\n'
             f'path = "{incoming}"\npatterns = ["{src.name}"]\n'
         )

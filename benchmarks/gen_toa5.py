@@ -34,14 +34,21 @@ def _columns(sensors: int) -> list[tuple[str, str, str]]:
     return cols
 
 
-def _series(kind: str, n: int, t: np.ndarray, rng: np.random.Generator, h: int) -> dict[str, np.ndarray]:
+def _series(
+    kind: str, n: int, t: np.ndarray, rng: np.random.Generator, h: int
+) -> dict[str, np.ndarray]:
     day = np.sin(2 * np.pi * (t % 144) / 144 - np.pi / 2)
     synoptic = np.sin(2 * np.pi * t / (144 * 4.3)) + 0.5 * np.sin(2 * np.pi * t / (144 * 11.7))
     if kind == "WS":
         base = (7.5 + 1.2 * synoptic + 0.8 * day) * (h / 80) ** 0.14
         avg = np.clip(base * rng.weibull(2.1, n) / 0.886, 0.2, 35)
         sd = avg * rng.uniform(0.06, 0.16, n)
-        return {"Avg": avg, "Std": sd, "Max": avg + 2.2 * sd, "Min": np.clip(avg - 2.0 * sd, 0, None)}
+        return {
+            "Avg": avg,
+            "Std": sd,
+            "Max": avg + 2.2 * sd,
+            "Min": np.clip(avg - 2.0 * sd, 0, None),
+        }
     if kind == "WD":
         avg = (225 + 60 * synoptic + np.cumsum(rng.normal(0, 2, n))) % 360
         sd = rng.uniform(3, 25, n)
@@ -62,7 +69,9 @@ def _series(kind: str, n: int, t: np.ndarray, rng: np.random.Generator, h: int) 
 DECIMALS = {"WS": 3, "WD": 1, "AirT": 2, "RH": 1, "BP": 2}
 
 
-def generate(path: Path, start: datetime, rows: int, sensors: int = 20, seed: int = 1, record0: int = 0) -> None:
+def generate(
+    path: Path, start: datetime, rows: int, sensors: int = 20, seed: int = 1, record0: int = 0
+) -> None:
     """Write one TOA5 file of ``rows`` 10-minute records starting after ``start``."""
     rng = np.random.default_rng(seed)
     t = np.arange(record0, record0 + rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -67,8 +68,11 @@ def clean_temp_files(folder: Path) -> int:
     removed = 0
     if not folder.exists():
         return 0
-    for p in folder.rglob(f"{TMP_PREFIX}*"):
+    for p in sorted(folder.rglob(f"{TMP_PREFIX}*"), reverse=True):
         with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)  # a half-done extraction
+            else:
+                p.unlink()
             removed += 1
     return removed

@@ -38,10 +38,12 @@ def corruptions(rng: random.Random, good: bytes, samples: list[bytes]) -> list[t
         at = rng.randrange(len(src) // 2, len(src))
         out.append(("binary-inside-text", src[:at] + rng.randbytes(64) + src[at:]))
     for _ in range(20):
-        out.append(("header-only", good.split(b"\r\n\"2024")[0] + b"\r\n"))
+        out.append(("header-only", good.split(b'\r\n"2024')[0] + b"\r\n"))
     for _ in range(20):
         lines = good.split(b"\r\n")
-        out.append(("missing-fields", b"\r\n".join([*lines[:4], b'"2024-01-01 00:10:00",1', *lines[5:]])))
+        out.append(
+            ("missing-fields", b"\r\n".join([*lines[:4], b'"2024-01-01 00:10:00",1', *lines[5:]]))
+        )
     return out
 
 
@@ -50,7 +52,11 @@ def test_hundreds_of_bad_files_are_quarantined_and_good_ones_parsed(tmp_path: Pa
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     good = toa5(GOOD_ROWS).encode()
-    samples = [p.read_bytes() for fmt in ("TOA5", "NRG_SYMPRO_TXT", "WINDCUBE_STA") for p in corpus_files(fmt)][:12]
+    samples = [
+        p.read_bytes()
+        for fmt in ("TOA5", "NRG_SYMPRO_TXT", "WINDCUBE_STA")
+        for p in corpus_files(fmt)
+    ][:12]
     bad = corruptions(rng, good, samples)
     assert len(bad) >= 200
     for i, (kind, data) in enumerate(bad):
@@ -58,9 +64,15 @@ def test_hundreds_of_bad_files_are_quarantined_and_good_ones_parsed(tmp_path: Pa
     for i in range(60):
         (incoming / f"good_{i:03d}.dat").write_bytes(good)
     (incoming / "real_1h.dat").write_bytes(
-        (CORPUS / "TOA5" / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__SN6134_ClimatVUE_ClimatVIEW_1h.dat").read_bytes()
+        (
+            CORPUS
+            / "TOA5"
+            / "LouisPauchet__UNIS_AWS_CR1000_SN6134_ClimatVUE50__SN6134_ClimatVUE_ClimatVIEW_1h.dat"
+        ).read_bytes()
     )
-    (tmp_path / "stations.toml").write_text('[stations.X.source]\nkind = "local"\npath = "incoming"\n')
+    (tmp_path / "stations.toml").write_text(
+        '[stations.X.source]\nkind = "local"\npath = "incoming"\n'
+    )
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "stations.toml"), "run"])
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.exit_code == 3

@@ -11,6 +11,7 @@ from stationkit.cli.parse import parse
 from stationkit.cli.rebuild import rebuild
 from stationkit.cli.run import run
 from stationkit.cli.status import status
+from stationkit.cli.unpack import unpack
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Options)
 
 
-for command in (fetch, add, parse, run, status, rebuild):
+for command in (fetch, add, unpack, parse, run, status, rebuild):
     cli.add_command(command)
 
 

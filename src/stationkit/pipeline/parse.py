@@ -37,6 +37,7 @@ from stationkit.parsers import delimited
 from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
+from stationkit.pipeline.unpack import stale_member_ids
 from stationkit.store import readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
@@ -135,6 +136,19 @@ def parse_station(
             with contextlib.suppress(FileNotFoundError):
                 (data_dir / output).unlink()
         ledger.set_parse_status(file_id, "superseded")
+        summary.superseded += 1
+    # members of an archive version that a newer version replaced
+    for file_id in stale_member_ids(ledger, station.id):
+        prow = ledger.conn.execute(
+            "SELECT output FROM parses WHERE file_id=?", (file_id,)
+        ).fetchone()
+        if prow is None:
+            ledger.record_parse(file_id, station.id, "superseded")
+        else:
+            if prow["output"]:
+                with contextlib.suppress(FileNotFoundError):
+                    (data_dir / prow["output"]).unlink()
+            ledger.set_parse_status(file_id, "superseded")
         summary.superseded += 1
     for row in ledger.files_to_parse(station.id):
         if progress is not None:

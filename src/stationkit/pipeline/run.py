@@ -1,6 +1,6 @@
 """``stationkit run``: every stage, for each station, under the run lock.
 
-Stages run in order per station: fetch -> parse. A failure on one file never
+Stages run in order per station: fetch -> unpack -> parse. A failure on one file never
 stops the other files; a station whose source cannot be reached still has
 its already-fetched files processed; the other stations go on. Stations run
 in up to ``jobs`` worker threads (each with its own ledger connection;
@@ -31,6 +31,7 @@ from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
+from stationkit.pipeline.unpack import unpack_station
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,13 @@ def _fetch(
     run.work_done += f.fetched
 
 
+def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
+    u = unpack_station(config, station, ledger)
+    run.stages["unpack"] = u.as_dict()
+    run.failures.extend(Failure(station.id, "unpack", p, e) for p, e in u.errors)
+    run.work_done += u.archives
+
+
 def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
     p = parse_station(config, station, ledger)
     run.stages["parse"] = p.as_dict()
@@ -153,7 +161,7 @@ def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationR
 
 
 #: the stages after fetch, in order; ``rebuild`` runs exactly these
-PROCESS_STAGES: tuple[Stage, ...] = (_parse,)
+PROCESS_STAGES: tuple[Stage, ...] = (_unpack, _parse)
 
 
 def process_station(
