@@ -6,9 +6,11 @@ import click
 
 from stationkit import __version__
 from stationkit.cli.common import Options, common_options
+from stationkit.cli.export import export
 from stationkit.cli.fetch import add, fetch
 from stationkit.cli.parse import parse
 from stationkit.cli.rebuild import rebuild
+from stationkit.cli.report import report
 from stationkit.cli.run import run
 from stationkit.cli.status import status
 from stationkit.cli.unpack import unpack
@@ -29,7 +31,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Options)
 
 
-for command in (fetch, add, unpack, parse, run, status, rebuild):
+for command in (fetch, add, unpack, parse, export, report, run, status, rebuild):
     cli.add_command(command)
 
 

@@ -1,6 +1,6 @@
 """``stationkit run``: every stage, for each station, under the run lock.
 
-Stages run in order per station: fetch -> unpack -> parse. A failure on one file never
+Stages run in order per station: fetch -> unpack -> parse -> export. A failure on one file never
 stops the other files; a station whose source cannot be reached still has
 its already-fetched files processed; the other stations go on. Stations run
 in up to ``jobs`` worker threads (each with its own ledger connection;
@@ -29,6 +29,7 @@ from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
+from stationkit.pipeline.export import export_configured
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
@@ -160,8 +161,20 @@ def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationR
     run.work_done += p.parsed
 
 
+def _export(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
+    """The exports configured in [stations.<id>.export]; none without that table."""
+    try:
+        done = export_configured(config, station, ledger)
+    except StationkitError as exc:
+        run.stages["export"] = {"error": str(exc)}
+        run.failures.append(Failure(station.id, "export", "", str(exc)))
+        return
+    run.stages["export"] = {"exports": [s.as_dict() for s in done]}
+    run.work_done += sum(not s.skipped for s in done)
+
+
 #: the stages after fetch, in order; ``rebuild`` runs exactly these
-PROCESS_STAGES: tuple[Stage, ...] = (_unpack, _parse)
+PROCESS_STAGES: tuple[Stage, ...] = (_unpack, _parse, _export)
 
 
 def process_station(
