@@ -130,3 +130,26 @@ def handle_errors(func: F) -> F:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def tty_progress(prefix: str) -> Callable[[str], None] | None:
+    """A one-line progress display on a terminal; None elsewhere (cron stays quiet)."""
+    opts = options()
+    if opts.quiet or opts.json or not sys.stderr.isatty():
+        return None
+    width = 78
+
+    def show(item: str) -> None:
+        line = f"{prefix}: {item}"
+        if len(line) > width:
+            line = line[: width - 3] + "..."
+        click.echo("\r" + line.ljust(width), nl=False, err=True)
+
+    return show
+
+
+def tty_progress_done() -> None:
+    """Clear the progress line."""
+    opts = options()
+    if not (opts.quiet or opts.json) and sys.stderr.isatty():
+        click.echo("\r" + " " * 78 + "\r", nl=False, err=True)

@@ -13,6 +13,8 @@ from stationkit.cli.common import (
     get_config,
     handle_errors,
     report_errors,
+    tty_progress,
+    tty_progress_done,
 )
 from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
@@ -39,7 +41,8 @@ def parse(stations: tuple[str, ...]) -> None:
     ok = failed = 0
     with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
         for st in config.select(stations):
-            s = parse_station(config, st, ledger)
+            s = parse_station(config, st, ledger, progress=tty_progress(f"parsing {st.id}"))
+            tty_progress_done()
             results.append(s.as_dict())
             errors.extend((st.id, f, e) for f, e in s.errors)
             ok += s.parsed
