@@ -4,7 +4,7 @@ quarantine, time conversion, determinism of the readings Parquet."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -269,3 +269,22 @@ def test_a_column_added_between_files_becomes_a_new_channel(tmp_path: Path) -> N
     df = pl.read_parquet(cfg.data_dir / "lake" / "readings" / "station=M1")
     counts = dict(df.group_by("channel").len().iter_rows())
     assert counts == {"WS_Avg": 2, "WS_Std": 2, "AirT_Avg": 1}
+
+
+def test_fetch_interval_skips_a_dormant_station_until_due_or_forced(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path, "fetch_interval_minutes = 60")
+    st = cfg.stations["M1"]
+    t0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    with Ledger(cfg.data_dir) as ledger:
+        (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+        assert fetch_station(cfg, st, ledger, now=t0).fetched == 1
+        (incoming / "b.dat").write_text(toa5([("2024-01-01 01:20:00", 6.0, 0.6)]))
+        ledger.conn.execute("UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        soon = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=59))
+        assert soon.skipped_interval and soon.fetched == 0
+        forced = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=59), force=True)
+        assert not forced.skipped_interval and forced.fetched == 1
+        (incoming / "c.dat").write_text(toa5([("2024-01-01 01:30:00", 7.0, 0.7)]))
+        ledger.conn.execute("UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        due = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=60))
+        assert not due.skipped_interval and due.fetched == 1
