@@ -57,6 +57,8 @@ HEADER_LINES = 4
 MISSING_MARKERS = ("NAN", "INF", "-INF", "+INF", "NaN", "nan", "")
 #: how much of the file start and end is read to tell text columns from numeric
 SAMPLE_BYTES = 1 << 20
+#: data lines of the start and end sampled for text columns
+SAMPLE_HEAD_LINES, SAMPLE_TAIL_LINES = 400, 200
 
 
 def sniff(head: bytes) -> bool:
@@ -122,7 +124,8 @@ def read_toa5(source: Source, *, name: str | None = None) -> ParseResult:
     rec_index = _find(names, units, "RN", campbell.RECORD_NAMES)
 
     text_cols = text_columns(
-        head_lines[HEADER_LINES:] + tail_lines,
+        head_lines[HEADER_LINES : HEADER_LINES + SAMPLE_HEAD_LINES]
+        + tail_lines[-SAMPLE_TAIL_LINES:],
         width,
         quote='"',
         missing=MISSING_MARKERS,
