@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 LEDGER_NAME = "state.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_logical ON files(station, origin, source_path, parent_id);
 CREATE INDEX IF NOT EXISTS files_sha ON files(station, sha256);
+-- what a no-op fetch compares, answered from the index alone
+CREATE INDEX IF NOT EXISTS files_versions
+    ON files(station, origin, parent_id, superseded_by, source_path, size, mtime);
+CREATE INDEX IF NOT EXISTS files_superseded ON files(station) WHERE superseded_by IS NOT NULL;
 CREATE TABLE IF NOT EXISTS parses (
     file_id INTEGER PRIMARY KEY REFERENCES files(id),
     station TEXT NOT NULL,
@@ -267,7 +271,16 @@ class Ledger:
         self.conn.execute("UPDATE files SET mtime=? WHERE id=?", (mtime, file_id))
 
     def files_to_parse(self, station: str) -> list[FileRow]:
-        """Current file versions that have no parse outcome yet, oldest first."""
+        """Current file versions that have no parse outcome yet, in path order."""
+        # every parse row belongs to a file: equal counts mean nothing is pending
+        files = self.conn.execute(
+            "SELECT COUNT(*) FROM files WHERE station=?", (station,)
+        ).fetchone()[0]
+        parsed = self.conn.execute(
+            "SELECT COUNT(*) FROM parses WHERE station=?", (station,)
+        ).fetchone()[0]
+        if files == parsed:
+            return []
         rows = self.conn.execute(
             "SELECT f.* FROM files f LEFT JOIN parses p ON p.file_id = f.id "
             "WHERE f.station=? AND f.superseded_by IS NULL AND p.file_id IS NULL ORDER BY f.path",
@@ -278,8 +291,8 @@ class Ledger:
     def superseded_outputs(self, station: str) -> list[tuple[int, str]]:
         """Parsed outputs of file versions that a newer version replaced."""
         rows = self.conn.execute(
-            "SELECT p.file_id, p.output FROM parses p JOIN files f ON f.id = p.file_id "
-            "WHERE p.station=? AND f.superseded_by IS NOT NULL AND p.status='ok'",
+            "SELECT p.file_id, p.output FROM files f JOIN parses p ON p.file_id = f.id "
+            "WHERE f.station=? AND f.superseded_by IS NOT NULL AND p.status='ok'",
             (station,),
         ).fetchall()
         return [(r["file_id"], r["output"]) for r in rows]
