@@ -131,7 +131,8 @@ class Config:
 # ---------------------------------------------------------------- validation
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as config messages quote it: strings in quotes, TOML booleans, "a table"."""
     if isinstance(value, str):
         return '"' + value + '"'
     if isinstance(value, bool):
@@ -148,7 +149,7 @@ class _Table:
 
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a table, got {_show(data)}")
+            raise ConfigError(f"{path}: expected a table, got {show_value(data)}")
         self.data: dict[str, Any] = dict(data)
         self.path = path
 
@@ -170,11 +171,11 @@ class _Table:
                 raise ConfigError(f"{self.key(name)}: missing; expected a string")
             return None
         if not isinstance(value, str) or (required and not value):
-            raise ConfigError(f"{self.key(name)}: expected a string, got {_show(value)}")
+            raise ConfigError(f"{self.key(name)}: expected a string, got {show_value(value)}")
         if choices and value not in choices:
             raise ConfigError(
                 f"{self.key(name)}: expected one of {', '.join(repr(c) for c in choices)}, "
-                f"got {_show(value)}"
+                f"got {show_value(value)}"
             )
         return value
 
@@ -185,7 +186,7 @@ class _Table:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)}: expected an integer, got {_show(value)}")
+            raise ConfigError(f"{self.key(name)}: expected an integer, got {show_value(value)}")
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise ConfigError(
                 f"{self.key(name)}: expected an integer from {minimum} to {maximum}, got {value}"
@@ -199,7 +200,7 @@ class _Table:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise ConfigError(f"{self.key(name)}: expected a number, got {_show(value)}")
+            raise ConfigError(f"{self.key(name)}: expected a number, got {show_value(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise ConfigError(
                 f"{self.key(name)}: expected a number from {lo:g} to {hi:g}{unit}, got {value:g}"
@@ -211,7 +212,7 @@ class _Table:
         if value is None:
             return None
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {_show(value)}")
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {show_value(value)}")
         return value
 
     def env(self, name: str) -> str | None:
@@ -219,7 +220,7 @@ class _Table:
         if value is not None and not ENV_NAME.match(value):
             raise ConfigError(
                 f"{self.key(name)}: expected the NAME of an environment variable "
-                f"(letters, digits, '_'), got {_show(value)}; secrets never go in stations.toml"
+                f"(letters, digits, '_'), got {show_value(value)}; secrets never go in stations.toml"
             )
         return value
 
@@ -240,7 +241,7 @@ class _Table:
             or not all(isinstance(v, str) and v for v in value)
         ):
             raise ConfigError(
-                f"{self.key(name)}: expected a non-empty list of glob patterns, got {_show(value)}"
+                f"{self.key(name)}: expected a non-empty list of glob patterns, got {show_value(value)}"
             )
         return tuple(value)
 
@@ -290,7 +291,7 @@ def _source(t: _Table, base: Path) -> SourceConfig:
     if fingerprint is not None and not fingerprint.startswith(("SHA256:", "MD5:")):
         raise ConfigError(
             f"{t.key('host_key_fingerprint')}: expected 'SHA256:...' as ssh-keygen -lf prints it, "
-            f"got {_show(fingerprint)}"
+            f"got {show_value(fingerprint)}"
         )
     sftp = SftpSource(
         host=host,
@@ -336,7 +337,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
     path = f"stations.{sid}"
     if not STATION_ID.match(sid):
         raise ConfigError(
-            f"{path}: station ids use letters, digits, '_' and '-' only, got {_show(sid)}"
+            f"{path}: station ids use letters, digits, '_' and '-' only, got {show_value(sid)}"
         )
     t = _Table(data, path)
     extra = {k: t.data.pop(k) for k in _STAGE_SECTIONS if k in t.data}
@@ -425,7 +426,7 @@ def _command(t: _Table, name: str) -> tuple[str, ...] | None:
     if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
         return tuple(value)
     raise ConfigError(
-        f"{t.key(name)}: expected a command string or a list of arguments, got {_show(value)}"
+        f"{t.key(name)}: expected a command string or a list of arguments, got {show_value(value)}"
     )
 
 

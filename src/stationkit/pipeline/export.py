@@ -45,7 +45,7 @@ from typing import IO, Any
 
 from stationkit import __version__
 from stationkit.atomic import TMP_PREFIX, atomic_output
-from stationkit.config import Config, StationConfig
+from stationkit.config import Config, StationConfig, show_value
 from stationkit.errors import ConfigError
 from stationkit.export.labels import Column, type_name
 from stationkit.export.select import (
@@ -106,29 +106,17 @@ class ExportSettings:
     configured: bool = False
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
-
-
 def _choice(path: str, value: Any, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(
-            f"{path}: expected one of {', '.join(repr(c) for c in choices)}, got {_show(value)}"
+            f"{path}: expected one of {', '.join(repr(c) for c in choices)}, got {show_value(value)}"
         )
     return value
 
 
 def _bool(path: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {_show(value)}")
+        raise ConfigError(f"{path}: expected true or false, got {show_value(value)}")
     return value
 
 
@@ -150,7 +138,7 @@ def export_settings(station: StationConfig) -> ExportSettings:
     if raw is None:
         return ExportSettings()
     if not isinstance(raw, dict):
-        raise ConfigError(f"{base}: expected a table, got {_show(raw)}")
+        raise ConfigError(f"{base}: expected a table, got {show_value(raw)}")
     for key in sorted(raw):
         if key not in SETTINGS_KEYS:
             raise ConfigError(f"{base}.{key}: unknown key; valid keys: {', '.join(SETTINGS_KEYS)}")
@@ -174,14 +162,14 @@ def export_settings(station: StationConfig) -> ExportSettings:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(
                 f'{base}.exclude_flags: expected a list of flag names (["*"] for every flag, '
-                f"[] for none), got {_show(value)}"
+                f"[] for none), got {show_value(value)}"
             )
         exclude = tuple(dict.fromkeys(value))
     marker = ""
     if "missing_marker" in raw:
         value = raw["missing_marker"]
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{base}.missing_marker: expected a string, got {_show(value)}")
+            raise ConfigError(f"{base}.missing_marker: expected a string, got {show_value(value)}")
         marker = check_marker(str(value), f"{base}.missing_marker")
     return ExportSettings(
         formats=formats,
