@@ -45,6 +45,10 @@ class UnpackError(StationkitError):
     """An archive could not be extracted safely."""
 
 
+class CalibrateError(StationkitError):
+    """The calibrate stage could not build a station's clean data."""
+
+
 class LockedError(StationkitError):
     """Another stationkit process holds the data directory's run lock."""
 

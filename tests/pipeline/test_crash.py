@@ -62,7 +62,8 @@ def build_template(root: Path) -> Path:
     conf.write_text(
         "".join(
             f'[stations.{sid}]\nutc_offset_hours = 1\n[stations.{sid}.source]\nkind = "local"\npath = "incoming/{sid}"\n'
-            for sid in ("S1", "S2")
+            f'[stations.{sid}.export]\nformat = "{fmt}"\n'
+            for sid, fmt in (("S1", "windographer"), ("S2", "csv"))
         )
     )
     return conf
@@ -113,6 +114,7 @@ def test_sigkill_at_random_points_then_rerun_is_identical(tmp_path: Path) -> Non
     duration = time.monotonic() - started
     assert first.returncode == 3, first.stderr  # bad.dat is quarantined
     expected = snapshot(reference)
+    assert expected["trees"]["exports"], "the reference run wrote no exports"  # type: ignore[index]
 
     killed_mid_run = 0
     for trial in range(KILLS):

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from stationkit.config import load_config
 from stationkit.ledger import Ledger
 from stationkit.pipeline.fetch import add_files, fetch_station
 from stationkit.pipeline.parse import parse_station
@@ -279,12 +280,41 @@ def test_fetch_interval_skips_a_dormant_station_until_due_or_forced(tmp_path: Pa
         (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
         assert fetch_station(cfg, st, ledger, now=t0).fetched == 1
         (incoming / "b.dat").write_text(toa5([("2024-01-01 01:20:00", 6.0, 0.6)]))
-        ledger.conn.execute("UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        ledger.conn.execute(
+            "UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+        )
         soon = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=59))
         assert soon.skipped_interval and soon.fetched == 0
         forced = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=59), force=True)
         assert not forced.skipped_interval and forced.fetched == 1
         (incoming / "c.dat").write_text(toa5([("2024-01-01 01:30:00", 7.0, 0.7)]))
-        ledger.conn.execute("UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        ledger.conn.execute(
+            "UPDATE fetches SET last_success_at=?", (t0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+        )
         due = fetch_station(cfg, st, ledger, now=t0 + timedelta(minutes=60))
         assert not due.skipped_interval and due.fetched == 1
+
+
+def test_changing_the_clock_offset_reparses_the_station(tmp_path: Path) -> None:
+    cfg, incoming = make_station(tmp_path)
+    (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    st = cfg.stations["M1"]
+    with Ledger(cfg.data_dir) as ledger:
+        fetch_station(cfg, st, ledger)
+        parse_station(cfg, st, ledger)
+        assert parse_station(cfg, st, ledger).reparsed == 0
+    lake = cfg.data_dir / "lake" / "readings" / "station=M1"
+    assert pl.read_parquet(lake).get_column("timestamp")[0] == datetime(
+        2024, 1, 1, 0, 0, tzinfo=UTC
+    )
+    # the logger clock was UTC+3, not UTC+1: fix stations.toml, run again
+    conf = tmp_path / "stations.toml"
+    conf.write_text(conf.read_text().replace("utc_offset_hours = 1", "utc_offset_hours = 3"))
+    cfg = load_config(conf)
+    with Ledger(cfg.data_dir) as ledger:
+        p = parse_station(cfg, cfg.stations["M1"], ledger)
+        assert (p.reparsed, p.parsed) == (1, 1)
+        assert parse_station(cfg, cfg.stations["M1"], ledger).parsed == 0
+    df = pl.read_parquet(lake)
+    assert set(df.get_column("timestamp")) == {datetime(2023, 12, 31, 22, 0, tzinfo=UTC)}
+    assert len(list(lake.iterdir())) == 1

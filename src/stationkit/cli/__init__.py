@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from stationkit import __version__
+from stationkit.cli.calibrate import calibrate
+from stationkit.cli.check import check
 from stationkit.cli.common import Options, common_options
 from stationkit.cli.export import export
 from stationkit.cli.fetch import add, fetch
@@ -31,7 +33,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Options)
 
 
-for command in (fetch, add, unpack, parse, export, report, run, status, rebuild):
+for command in (fetch, add, unpack, parse, calibrate, export, report, run, status, rebuild, check):
     cli.add_command(command)
 
 

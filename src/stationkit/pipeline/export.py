@@ -268,12 +268,29 @@ def _fingerprint(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _inputs(files: Sequence[Path], folder: Path) -> list[tuple[str, int, int]]:
+def _inputs(
+    files: Sequence[Path], folder: Path, built_by_calibrate: bool
+) -> list[tuple[str, int, str]]:
+    """What the clean files are, never when they were written (no mtimes: the
+    fingerprint must not depend on when things happened).
+
+    When the calibrate stage built them, its fingerprint (beside this one)
+    changes with every rebuild, so names and sizes suffice; clean files from
+    elsewhere are identified by a hash of their content.
+    """
     out = []
     for p in files:
-        st = p.stat()
-        out.append((p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns))
+        digest = "" if built_by_calibrate else _sha256(p)
+        out.append((p.relative_to(folder).as_posix(), p.stat().st_size, digest))
     return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _zip_time(created: datetime) -> tuple[int, int, int, int, int, int]:
@@ -407,6 +424,7 @@ def export_station(
         if station.averaging_period_minutes
         else None
     )
+    calibrated = ledger.build_fingerprint(station.id, "calibrate")
     fingerprint = _fingerprint(
         {
             "version": [__version__, EXPORT_VERSION],
@@ -419,9 +437,9 @@ def export_station(
             "site": [station.latitude, station.longitude, station.elevation_m],
             "step": step,
             "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
-            "inputs": _inputs(files, folder),
-            "calibrate": ledger.build_fingerprint(station.id, "calibrate"),
-            "targets": [str(t) for t in targets],
+            "inputs": _inputs(files, folder, calibrated is not None),
+            "calibrate": calibrated,
+            "targets": [_rel(t, data_dir) for t in targets],
         }
     )
     stage = f"{STAGE}:{_rel(main, data_dir)}"

@@ -18,6 +18,8 @@ Outcomes in the ledger (``parses.status``):
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -28,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from stationkit.calibrate.iea43 import with_document_time
 from stationkit.config import Config, StationConfig
 from stationkit.errors import NotReadingsError, ParseError, UnknownFormatError
 from stationkit.fetch.magic import archive_kind
@@ -55,6 +58,8 @@ class ParseSummary:
     skipped: int = 0
     waiting_archives: int = 0
     superseded: int = 0
+    #: files parsed again because the station's clock or parser settings changed
+    reparsed: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,6 +136,9 @@ def parse_station(
     """Parse every new file version of ``station``; failures do not stop the rest."""
     summary = ParseSummary(station.id)
     data_dir = config.data_dir
+    # clock settings the station leaves out come from its IEA document (DESIGN: Time)
+    station = with_document_time(station)
+    summary.reparsed = _reparse_if_settings_changed(ledger, data_dir, station)
     for file_id, output in ledger.superseded_outputs(station.id):
         if output:
             with contextlib.suppress(FileNotFoundError):
@@ -216,6 +224,42 @@ def parse_station(
         summary.parsed += 1
         summary.readings += n
     return summary
+
+
+SETTINGS_STAGE = "parse-settings"
+
+
+def settings_fingerprint(station: StationConfig) -> str:
+    """What the readings of a station depend on besides the files themselves."""
+    key = {
+        "utc_offset_hours": station.utc_offset_hours,
+        "timestamp_is_end_of_period": station.timestamp_is_end_of_period,
+        "averaging_period_minutes": station.averaging_period_minutes,
+        "parsers": station.parser_options,
+        "reader": repr(station.reader),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _reparse_if_settings_changed(ledger: Ledger, data_dir: Path, station: StationConfig) -> int:
+    """Forget the parse outcomes made under other settings, so they are redone."""
+    new = settings_fingerprint(station)
+    old = ledger.build_fingerprint(station.id, SETTINGS_STAGE)
+    if old == new:
+        return 0
+    redo: list[int] = []
+    if old is not None:
+        for row in ledger.conn.execute(
+            "SELECT file_id, output FROM parses WHERE station=? AND status IN ('ok', 'failed', 'skipped')",
+            (station.id,),
+        ).fetchall():
+            if row["output"]:
+                with contextlib.suppress(FileNotFoundError):
+                    (data_dir / row["output"]).unlink()
+            redo.append(row["file_id"])
+        ledger.forget_parse(redo)
+    ledger.record_build(station.id, SETTINGS_STAGE, new)
+    return len(redo)
 
 
 def _fail(

@@ -1,6 +1,6 @@
 """``stationkit run``: every stage, for each station, under the run lock.
 
-Stages run in order per station: fetch -> unpack -> parse -> export. A failure on one file never
+Stages run in order per station: fetch -> unpack -> parse -> calibrate -> export. A failure on one file never
 stops the other files; a station whose source cannot be reached still has
 its already-fetched files processed; the other stations go on. Stations run
 in up to ``jobs`` worker threads (each with its own ledger connection;
@@ -29,6 +29,7 @@ from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
+from stationkit.pipeline.calibrate import calibrate_station
 from stationkit.pipeline.export import export_configured
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
@@ -161,6 +162,17 @@ def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationR
     run.work_done += p.parsed
 
 
+def _calibrate(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
+    try:
+        c = calibrate_station(config, station, ledger)
+    except StationkitError as exc:
+        run.stages["calibrate"] = {"error": str(exc)}
+        run.failures.append(Failure(station.id, "calibrate", "", str(exc)))
+        return
+    run.stages["calibrate"] = c.as_dict()
+    run.work_done += int(c.built and c.rows > 0)  # an empty build is not work done
+
+
 def _export(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
     """The exports configured in [stations.<id>.export]; none without that table."""
     try:
@@ -174,7 +186,7 @@ def _export(config: Config, station: StationConfig, ledger: Ledger, run: Station
 
 
 #: the stages after fetch, in order; ``rebuild`` runs exactly these
-PROCESS_STAGES: tuple[Stage, ...] = (_unpack, _parse, _export)
+PROCESS_STAGES: tuple[Stage, ...] = (_unpack, _parse, _calibrate, _export)
 
 
 def process_station(

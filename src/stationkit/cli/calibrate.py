@@ -1,0 +1,73 @@
+"""``stationkit calibrate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from stationkit.cli.common import (
+    common_options,
+    emit,
+    exit_code,
+    get_config,
+    handle_errors,
+    report_errors,
+)
+from stationkit.errors import StationkitError
+from stationkit.ledger import Ledger
+from stationkit.lock import RunLock
+from stationkit.pipeline.calibrate import calibrate_station
+
+
+def _text(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        if r["up_to_date"]:
+            lines.append(f"{r['station']}: up to date")
+        else:
+            lines.append(
+                f"{r['station']}: {r['rows']} clean rows, {r['points']} points, "
+                f"{r['flagged']} flagged ({r['qc_hits']} QC hits) -> {r['output']}"
+            )
+            if r["warnings"]:
+                lines.append(f"  {len(r['warnings'])} warning(s): see `stationkit check`")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("stations", nargs=-1)
+@click.option("--force", is_flag=True, help="Rebuild even when no input changed.")
+@common_options
+@handle_errors
+def calibrate(stations: tuple[str, ...], force: bool) -> None:
+    """Build lake/clean from readings, metadata, flags and QC (DuckDB).
+
+    One value per point, statistic and time: calibrations from stations.toml
+    or the IEA Task 43 document, manual and Windographer flags, automatic QC
+    flags. Flags never delete data. A station whose readings, metadata and
+    flags did not change is skipped; a station that fails (invalid metadata)
+    does not stop the others (exit code 3).
+
+    \b
+    Example:
+        stationkit calibrate M001
+        stationkit calibrate --force --json
+    """
+    config = get_config()
+    results: list[dict[str, Any]] = []
+    errors: list[tuple[str, str, str]] = []
+    ok = failed = 0
+    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
+        for st in config.select(stations):
+            try:
+                summary = calibrate_station(config, st, ledger, force=force)
+            except StationkitError as exc:
+                errors.append((st.id, "", str(exc)))
+                failed += 1
+                continue
+            results.append(summary.as_dict())
+            ok += 1
+    report_errors(errors)
+    emit(results, lambda: _text(results))
+    raise SystemExit(exit_code(failed, ok))

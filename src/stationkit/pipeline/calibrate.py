@@ -1,0 +1,400 @@
+"""The calibrate stage: one station's lake/readings into lake/clean.
+
+    lake/clean/station=<id>/clean.parquet
+
+One file per station, replaced atomically by each build: every row of it was
+computed from the same inputs (flags and QC windows span months, a metadata
+change touches every month), readers never see a mix of two builds, and
+exports still read only the months they need because rows follow the input
+files' time order and every row group carries timestamp statistics.
+
+Incremental: a build is skipped when its fingerprint is unchanged and the
+file exists. The fingerprint covers the current readings outputs (file id,
+sha256 and parse time from the ledger), the station's time settings, the
+``points``/``sensors``/``flags``/``qc`` sections of stations.toml, the content
+of the metadata document, of calibration certificates and flag files it
+names, the Windographer flagging logs among the station's files, and the
+stationkit and engine versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stationkit import __version__
+from stationkit.calibrate.engine import (
+    ENGINE_VERSION,
+    MEMORY_LIMIT,
+    ReadingsFile,
+    calibrate_readings,
+)
+from stationkit.calibrate.flags import (
+    FlagConfig,
+    is_flag_log,
+    load_flags,
+    merge_flags,
+    parse_flag_config,
+)
+from stationkit.calibrate.metadata import (
+    ChannelFacts,
+    Resolver,
+    Segment,
+    StationMetadata,
+    load_station_metadata,
+    resolve_segments,
+)
+from stationkit.calibrate.qc import QcConfig, parse_qc_config
+from stationkit.config import Config, StationConfig
+from stationkit.errors import StationkitError
+from stationkit.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+STAGE = "calibrate"
+#: the parse stage's warning for rows that share a timestamp (pipeline/parse.py)
+_DUPLICATE_WARNING = "rows with the same timestamp"
+
+
+def clean_dir(data_dir: Path, station: str) -> Path:
+    return data_dir / "lake" / "clean" / f"station={station}"
+
+
+def clean_path(data_dir: Path, station: str) -> Path:
+    return clean_dir(data_dir, station) / "clean.parquet"
+
+
+@dataclass
+class CalibrateSummary:
+    """What one station's calibrate did."""
+
+    station: str
+    built: bool = False
+    #: inputs unchanged since the last build: nothing was done
+    up_to_date: bool = False
+    rows: int = 0
+    flagged: int = 0
+    points: int = 0
+    files: int = 0
+    deduplicated_files: int = 0
+    qc_hits: int = 0
+    output: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StationInputs:
+    """Everything a build reads, gathered from the ledger and the file system."""
+
+    files: tuple[ReadingsFile, ...]
+    channels: dict[str, ChannelFacts]
+    #: Windographer flagging logs among the station's files: (path, display name)
+    logs: tuple[tuple[Path, str], ...]
+    fingerprint: str
+
+
+# ---------------------------------------------------------------- ledger -> inputs
+
+
+def _ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
+
+
+def _json(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _duplicates(
+    row: Any, time: dict[str, Any], first: datetime | None, last: datetime | None
+) -> bool:
+    warnings = _json(row["warnings"], [])
+    if any(isinstance(w, str) and _DUPLICATE_WARNING in w for w in warnings):
+        return True
+    period = _number(time.get("averaging_period_s"))
+    rows = row["rows"] or 0
+    if period and period > 0 and first is not None and last is not None and rows > 1:
+        slots = (last - first) / timedelta(seconds=period) + 1
+        return bool(rows > slots + 0.5)
+    return False
+
+
+def _channel_facts(entries: list[Any]) -> dict[str, ChannelFacts]:
+    out: dict[str, ChannelFacts] = {}
+    for c in entries:
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            continue
+        raw_attrs = c.get("attrs")
+        attrs: dict[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
+        slope = _number(attrs.get("slope"))
+        if slope is None:
+            slope = _number(attrs.get("scale_factor"))
+        if slope == 0:
+            slope = None
+        out[c["name"]] = ChannelFacts(
+            name=c["name"],
+            statistic=c.get("statistic") if isinstance(c.get("statistic"), str) else None,
+            height_m=_number(c.get("height_m")),
+            unit=c.get("unit") if isinstance(c.get("unit"), str) else None,
+            slope=slope,
+            offset=_number(attrs.get("offset")),
+        )
+    return out
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def _certificates(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "certificate" and isinstance(v, str):
+                found.append(v)
+            else:
+                found.extend(_certificates(v))
+    elif isinstance(value, list):
+        for v in value:
+            found.extend(_certificates(v))
+    return found
+
+
+def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> StationInputs:
+    """The current readings files, channel facts, flag logs and the fingerprint."""
+    data_dir = config.data_dir
+    base = config.path.parent
+    files: list[ReadingsFile] = []
+    channels: dict[str, ChannelFacts] = {}
+    readings_fp: list[Any] = []
+    seen: dict[str, dict[str, ChannelFacts]] = {}
+    rows = [r for r in ledger.parse_rows(station.id, "ok") if r["output"]]
+    # by time: the facts (height, vendor slope) of the file with the latest data win
+    rows.sort(key=lambda r: (r["last_ts"] or "", r["file_id"]))
+    for row in rows:
+        file_row = ledger.get_file(row["file_id"])
+        meta = _json(row["meta"], {})
+        time = meta.get("time") if isinstance(meta, dict) else None
+        time = time if isinstance(time, dict) else {}
+        offset = _number(time.get("utc_offset_hours"))
+        if offset is None:
+            offset = station.utc_offset_hours or 0.0
+        first, last = _ts(row["first_ts"]), _ts(row["last_ts"])
+        text = row["channels"] or ""
+        facts = seen.get(text)
+        if facts is None:  # a logger's files mostly share one channel list
+            facts = seen[text] = _channel_facts(_json(text, []))
+        channels.update(facts)
+        files.append(
+            ReadingsFile(
+                file_id=row["file_id"],
+                path=data_dir / row["output"],
+                first_ts=first,
+                last_ts=last,
+                readings=int(row["readings"] or 0),
+                utc_offset_hours=offset,
+                duplicate_timestamps=_duplicates(row, time, first, last),
+                channels=tuple((c.name, c.statistic) for c in facts.values()),
+            )
+        )
+        # what the readings are, never when they were made: a re-parse under other
+        # clock settings moves first/last; same inputs give the same fingerprint
+        readings_fp.append(
+            [
+                row["file_id"],
+                file_row.sha256,
+                row["output"],
+                row["first_ts"],
+                row["last_ts"],
+                row["readings"],
+                time,
+            ]
+        )
+    logs: list[tuple[Path, str]] = []
+    logs_fp: list[Any] = []
+    for row in ledger.parse_rows(station.id, "skipped"):
+        file_row = ledger.get_file(row["file_id"])
+        path = data_dir / file_row.path
+        if file_row.superseded_by is None and is_flag_log(path):
+            logs.append((path, file_row.path))
+            logs_fp.append([file_row.id, file_row.sha256])
+    documents: dict[str, str] = {}
+    if station.metadata is not None:
+        documents[str(station.metadata)] = _file_digest(station.metadata)
+    for cert in _certificates(station.extra.get("sensors")):
+        p = Path(cert).expanduser()
+        documents[cert] = _file_digest(p if p.is_absolute() else base / p)
+    flag_files = station.extra.get("flags", {})
+    if isinstance(flag_files, dict):
+        names = flag_files.get("files", [])
+        for name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
+            if isinstance(name, str):
+                p = Path(name).expanduser()
+                documents[name] = _file_digest(p if p.is_absolute() else base / p)
+    state = {
+        "engine": ENGINE_VERSION,
+        "stationkit": __version__,
+        "station": {
+            "id": station.id,
+            "name": station.name,
+            "utc_offset_hours": station.utc_offset_hours,
+            "timestamp_is_end_of_period": station.timestamp_is_end_of_period,
+            "averaging_period_minutes": station.averaging_period_minutes,
+            "metadata": str(station.metadata) if station.metadata else None,
+        },
+        "sections": {k: station.extra.get(k) for k in ("points", "sensors", "flags", "qc")},
+        "documents": documents,
+        "readings": readings_fp,
+        "logs": logs_fp,
+    }
+    digest = hashlib.sha256(
+        json.dumps(state, sort_keys=True, default=str, separators=(",", ":")).encode()
+    ).hexdigest()
+    return StationInputs(tuple(files), channels, tuple(logs), digest)
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def calibrate_station(
+    config: Config,
+    station: StationConfig,
+    ledger: Ledger,
+    *,
+    force: bool = False,
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> CalibrateSummary:
+    """Build lake/clean for ``station`` unless its inputs are unchanged.
+
+    Raises :class:`~stationkit.errors.ConfigError` for invalid metadata, flags
+    or QC settings (recorded in the ledger's events too); nothing is written
+    then and the previous clean file stays.
+    """
+    summary = CalibrateSummary(station.id)
+    out = clean_path(config.data_dir, station.id)
+    summary.output = out.relative_to(config.data_dir).as_posix()
+    inputs = gather_inputs(config, station, ledger)
+    summary.files = len(inputs.files)
+    if (
+        not force
+        and out.exists()
+        and ledger.build_fingerprint(station.id, STAGE) == inputs.fingerprint
+    ):
+        summary.up_to_date = True
+        log.info("%s: clean data up to date, nothing to do", station.id)
+        return summary
+    try:
+        summary = _build(config, station, ledger, inputs, summary, out, memory_limit, threads)
+    except StationkitError as exc:
+        ledger.event(STAGE, str(exc), station=station.id)
+        raise
+    ledger.record_build(station.id, STAGE, inputs.fingerprint)
+    return summary
+
+
+def point_statistics(
+    segments: Sequence[Segment], files: Sequence[ReadingsFile]
+) -> dict[str, set[str | None]]:
+    """The statistics each point has: the metadata's, or the readings' for identity."""
+    read: dict[str, set[str | None]] = {}
+    for f in files:
+        for name, stat in f.channels:
+            read.setdefault(name, set()).add(stat)
+    out: dict[str, set[str | None]] = {}
+    for s in segments:
+        if s.ignored:
+            continue
+        stats = {s.statistic} if s.statistic is not None else read.get(s.channel, {None})
+        out.setdefault(s.point, set()).update(stats)
+    return out
+
+
+def load_station_setup(
+    config: Config, station: StationConfig
+) -> tuple[StationMetadata, FlagConfig, QcConfig]:
+    """Metadata, flag settings and QC settings of a station, validated."""
+    base = config.path.parent
+    return (
+        load_station_metadata(station, base),
+        parse_flag_config(station, base),
+        parse_qc_config(station),
+    )
+
+
+def _build(
+    config: Config,
+    station: StationConfig,
+    ledger: Ledger,
+    inputs: StationInputs,
+    summary: CalibrateSummary,
+    out: Path,
+    memory_limit: str,
+    threads: int | None,
+) -> CalibrateSummary:
+    meta, flag_config, qc = load_station_setup(config, station)
+    segments, warnings = resolve_segments(meta, inputs.channels)
+    resolver = Resolver.from_segments(segments, meta)
+    statistics = point_statistics(segments, inputs.files)
+    specs = load_flags(flag_config, station.id, inputs.logs)
+    intervals, flag_warnings = merge_flags(specs, resolver, statistics)
+    warnings.extend(flag_warnings)
+    temperature = qc.temperature_point(meta)
+    if temperature is not None and temperature not in statistics and qc.icing:
+        warnings.append(
+            f"qc.icing.temperature_point: no point named {temperature!r}; icing is not checked"
+        )
+        temperature = None
+    result = calibrate_readings(
+        station.id,
+        inputs.files,
+        segments,
+        intervals,
+        qc,
+        out,
+        data_dir=config.data_dir,
+        temperature_point=temperature,
+        memory_limit=memory_limit,
+        threads=threads,
+    )
+    for w in warnings:
+        # settings problems, not data problems: `stationkit check` shows them;
+        # a warning here would repeat on every hourly build
+        log.info("%s: %s", station.id, w)
+    summary.built = True
+    summary.rows = result.rows
+    summary.flagged = result.flagged
+    summary.points = result.points
+    summary.deduplicated_files = result.deduplicated_files
+    summary.qc_hits = result.qc_hits
+    summary.warnings = warnings
+    return summary
