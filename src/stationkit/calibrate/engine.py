@@ -72,7 +72,7 @@ from stationkit.calibrate.flags import ALL, FlagInterval
 from stationkit.calibrate.metadata import Segment
 from stationkit.calibrate.qc import QC_BITS, QC_RANGE, QcConfig
 from stationkit.errors import CalibrateError
-from stationkit.sql import connect
+from stationkit.sql import connect, quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ def _intervals_table(
 def _load(con: Any, name: str, table: pa.Table) -> None:
     """Copy an Arrow table into a DuckDB temp table (names are ours, not user text)."""
     con.register("_arrow_in", table)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _arrow_in")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(name)} AS SELECT * FROM _arrow_in")
     con.unregister("_arrow_in")
 
 
