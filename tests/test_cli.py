@@ -42,6 +42,8 @@ def test_run_then_status_json(tmp_path: Path) -> None:
     (st,) = json.loads(out)
     assert st["station"] == "M1" and st["files"]["ok"] == 1 and st["readings"] == 2
     assert st["first_timestamp"] == "2024-01-01T00:00:00.000000Z"
+    assert st["last_calibrate"] is not None  # run calibrates
+    assert st["exports"] == {}  # no [export] table: nothing exported
 
 
 def test_partial_failure_exit_code_3_and_stderr(tmp_path: Path) -> None:

@@ -21,6 +21,10 @@ def _text(rows: list[dict[str, Any]]) -> str:
             f"({r['readings']} readings)"
         )
         lines.append(f"  last fetch: {r['last_fetch'] or '-'}")
+        if r["last_calibrate"]:
+            lines.append(f"  last calibrate: {r['last_calibrate']}")
+        for path, at in r["exports"].items():
+            lines.append(f"  export {path}: {at}")
         if r["last_error"]:
             e = r["last_error"]
             lines.append(f"  last error: {e['at']} [{e['stage']}] {e['message']}")

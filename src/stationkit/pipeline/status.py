@@ -27,6 +27,10 @@ def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
     ).fetchone()
     fetch = ledger.fetch_info(station)
     err = ledger.last_error(station)
+    builds = {
+        r["stage"]: r["built_at"]
+        for r in c.execute("SELECT stage, built_at FROM builds WHERE station=?", (station,))
+    }
     return {
         "station": station,
         "files": counts,
@@ -35,6 +39,12 @@ def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
         "last_timestamp": span["last"],
         "last_fetch": fetch["last_success_at"] if fetch else None,
         "last_fetch_attempt": fetch["last_attempt_at"] if fetch else None,
+        "last_calibrate": builds.get("calibrate"),
+        "exports": {
+            stage.split(":", 1)[1]: at
+            for stage, at in sorted(builds.items())
+            if stage.startswith("export:")
+        },
         "last_error": (
             {"at": err["at"], "stage": err["stage"], "message": err["message"]} if err else None
         ),
