@@ -14,13 +14,18 @@ from tests.pipeline.helpers import make_station, toa5
 
 
 def lake_bytes(data: Path) -> dict[str, bytes]:
-    root = data / "lake"
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+    """Every lake and export file (readings, clean, Windographer, CSV)."""
+    return {
+        p.relative_to(data).as_posix(): p.read_bytes()
+        for top in ("lake", "exports")
+        for p in sorted((data / top).rglob("*"))
+        if p.is_file()
+    }
 
 
 def history(tmp_path: Path) -> Path:
     """An incremental life: files arrive over several runs, one changes, one is bad, one added by hand."""
-    _, incoming = make_station(tmp_path)
+    _, incoming = make_station(tmp_path, '[stations.M1.export]\nformat = ["windographer", "csv"]\n')
     conf = tmp_path / "stations.toml"
     runner = CliRunner()
     (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
@@ -70,7 +75,9 @@ def test_rebuild_from_raw_alone_twice_is_byte_identical(tmp_path: Path) -> None:
     data = tmp_path / "data"
     original = lake_bytes(data)
     # lose everything but raw/
-    for name in ("lake", "staging", "quarantine"):
+    assert any(name.startswith("exports/") for name in original)
+    assert any(name.startswith("lake/clean/") for name in original)
+    for name in ("lake", "exports", "staging", "quarantine"):
         shutil.rmtree(data / name, ignore_errors=True)
     for ledger in data.glob("state.sqlite*"):
         ledger.unlink()
