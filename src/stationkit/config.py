@@ -11,7 +11,6 @@ secrets file (``secrets_file``).
 from __future__ import annotations
 
 import inspect
-import math
 import re
 import shlex
 import tomllib
@@ -22,10 +21,9 @@ from typing import Any, Literal
 
 from stationkit.errors import ConfigError
 from stationkit.parsers.delimited import DelimitedOptions
+from stationkit.tomltable import DEFAULT_PATTERNS, TomlTable, show_value
 
 STATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DEFAULT_PATTERNS = ("*",)
 #: archives may not expand beyond this many bytes per member (zip bombs)
 DEFAULT_MAX_MEMBER_BYTES = 2 * 1024**3
 
@@ -131,133 +129,6 @@ class Config:
 # ---------------------------------------------------------------- validation
 
 
-def show_value(value: Any) -> str:
-    """A value as config messages quote it: strings in quotes, TOML booleans, "a table"."""
-    if isinstance(value, str):
-        return '"' + value + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return str(value)
-
-
-class _Table:
-    """Reads keys out of one TOML table; unknown keys are reported at the end."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a table, got {show_value(data)}")
-        self.data: dict[str, Any] = dict(data)
-        self.path = path
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def raw(self, name: str) -> Any:
-        return self.data.pop(name, None)
-
-    def get_str(
-        self, name: str, *, required: bool = False, choices: tuple[str, ...] = ()
-    ) -> str | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            if required:
-                raise ConfigError(f"{self.key(name)}: missing; expected a string")
-            return None
-        if not isinstance(value, str) or (required and not value):
-            raise ConfigError(f"{self.key(name)}: expected a string, got {show_value(value)}")
-        if choices and value not in choices:
-            raise ConfigError(
-                f"{self.key(name)}: expected one of {', '.join(repr(c) for c in choices)}, "
-                f"got {show_value(value)}"
-            )
-        return value
-
-    def get_int(
-        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
-    ) -> int:
-        value = self.data.pop(name, None)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)}: expected an integer, got {show_value(value)}")
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ConfigError(
-                f"{self.key(name)}: expected an integer from {minimum} to {maximum}, got {value}"
-            )
-        return value
-
-    def get_float(
-        self, name: str, *, lo: float | None = None, hi: float | None = None, unit: str = ""
-    ) -> float | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise ConfigError(f"{self.key(name)}: expected a number, got {show_value(value)}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(
-                f"{self.key(name)}: expected a number from {lo:g} to {hi:g}{unit}, got {value:g}"
-            )
-        return float(value)
-
-    def get_bool(self, name: str) -> bool | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {show_value(value)}")
-        return value
-
-    def env(self, name: str) -> str | None:
-        value = self.get_str(name)
-        if value is not None and not ENV_NAME.match(value):
-            raise ConfigError(
-                f"{self.key(name)}: expected the NAME of an environment variable "
-                f"(letters, digits, '_'), got {show_value(value)}; secrets never go in stations.toml"
-            )
-        return value
-
-    def get_path(self, name: str, base: Path, *, required: bool = False) -> Path | None:
-        value = self.get_str(name, required=required)
-        if value is None:
-            return None
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else base / p
-
-    def patterns(self, name: str) -> tuple[str, ...]:
-        value = self.data.pop(name, None)
-        if value is None:
-            return DEFAULT_PATTERNS
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, str) and v for v in value)
-        ):
-            raise ConfigError(
-                f"{self.key(name)}: expected a non-empty list of glob patterns, got {show_value(value)}"
-            )
-        return tuple(value)
-
-    def table(self, name: str) -> _Table | None:
-        if name not in self.data:
-            return None
-        return _Table(self.data.pop(name), self.key(name))
-
-    def done(self, allowed: tuple[str, ...] = ()) -> None:
-        """Fail on any key that was not consumed."""
-        for name in sorted(self.data):
-            valid = ", ".join(allowed) if allowed else ""
-            hint = f"; valid keys: {valid}" if valid else ""
-            raise ConfigError(f"{self.key(name)}: unknown key{hint}")
-
-
 _LOCAL_KEYS = ("kind", "path", "patterns", "recursive")
 _SFTP_KEYS = (
     "kind", "host", "port", "username", "remote_dir", "patterns", "recursive", "key_file",
@@ -273,21 +144,21 @@ _STATION_KEYS = (
 _STAGE_SECTIONS = ("points", "sensors", "flags", "qc", "export", "exports")
 
 
-def _source(t: _Table, base: Path) -> SourceConfig:
-    kind = t.get_str("kind", required=True, choices=("local", "sftp"))
+def _source(t: TomlTable, base: Path) -> SourceConfig:
+    kind = t.text("kind", required=True, choices=("local", "sftp"))
     if kind == "local":
-        path = t.get_path("path", base, required=True)
+        path = t.file_path("path", base, required=True)
         assert path is not None
         src: SourceConfig = LocalSource(
-            path=path, patterns=t.patterns("patterns"), recursive=bool(t.get_bool("recursive"))
+            path=path, patterns=t.patterns("patterns"), recursive=bool(t.flag("recursive"))
         )
         t.done(_LOCAL_KEYS)
         return src
-    host = t.get_str("host", required=True)
-    username = t.get_str("username", required=True)
-    remote_dir = t.get_str("remote_dir", required=True)
+    host = t.text("host", required=True)
+    username = t.text("username", required=True)
+    remote_dir = t.text("remote_dir", required=True)
     assert host is not None and username is not None and remote_dir is not None
-    fingerprint = t.get_str("host_key_fingerprint")
+    fingerprint = t.text("host_key_fingerprint")
     if fingerprint is not None and not fingerprint.startswith(("SHA256:", "MD5:")):
         raise ConfigError(
             f"{t.key('host_key_fingerprint')}: expected 'SHA256:...' as ssh-keygen -lf prints it, "
@@ -297,18 +168,18 @@ def _source(t: _Table, base: Path) -> SourceConfig:
         host=host,
         username=username,
         remote_dir=remote_dir,
-        port=t.get_int("port", 22, minimum=1, maximum=65535),
+        port=t.integer("port", 22, minimum=1, maximum=65535),
         patterns=t.patterns("patterns"),
-        recursive=bool(t.get_bool("recursive")),
-        key_file=t.get_path("key_file", base),
+        recursive=bool(t.flag("recursive")),
+        key_file=t.file_path("key_file", base),
         passphrase_env=t.env("passphrase_env"),
         password_env=t.env("password_env"),
-        agent=bool(t.get_bool("agent")),
-        known_hosts=t.get_path("known_hosts", base),
+        agent=bool(t.flag("agent")),
+        known_hosts=t.file_path("known_hosts", base),
         host_key_fingerprint=fingerprint,
-        connect_timeout_s=t.get_float("connect_timeout_s", lo=0.1, hi=3600, unit=" s") or 30.0,
-        retries=t.get_int("retries", 3, minimum=0, maximum=20),
-        max_concurrent=t.get_int("max_concurrent", 16, minimum=1, maximum=256),
+        connect_timeout_s=t.number("connect_timeout_s", lo=0.1, hi=3600, unit=" s") or 30.0,
+        retries=t.integer("retries", 3, minimum=0, maximum=20),
+        max_concurrent=t.integer("max_concurrent", 16, minimum=1, maximum=256),
     )
     t.done(_SFTP_KEYS)
     return sftp
@@ -339,7 +210,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
         raise ConfigError(
             f"{path}: station ids use letters, digits, '_' and '-' only, got {show_value(sid)}"
         )
-    t = _Table(data, path)
+    t = TomlTable(data, path)
     extra = {k: t.data.pop(k) for k in _STAGE_SECTIONS if k in t.data}
     source_t = t.table("source")
     archives_t = t.table("archives")
@@ -347,7 +218,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
     if archives_t is not None:
         archives = ArchiveConfig(
             password_env=archives_t.env("password_env"),
-            max_member_bytes=archives_t.get_int(
+            max_member_bytes=archives_t.integer(
                 "max_member_bytes", DEFAULT_MAX_MEMBER_BYTES, minimum=1, maximum=2**62
             ),
         )
@@ -361,7 +232,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
     parsers_raw = t.raw("parsers")
     parser_options: dict[str, Mapping[str, Any]] = {}
     if parsers_raw is not None:
-        pt = _Table(parsers_raw, f"{path}.parsers")
+        pt = TomlTable(parsers_raw, f"{path}.parsers")
         for fmt, opts in pt.data.items():
             if not isinstance(opts, dict):
                 raise ConfigError(f"{pt.key(fmt)}: expected a table of parser options")
@@ -369,19 +240,19 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
             parser_options[fmt] = opts
     station = StationConfig(
         id=sid,
-        name=t.get_str("name"),
-        latitude=t.get_float("latitude", lo=-90, hi=90, unit=" deg"),
-        longitude=t.get_float("longitude", lo=-180, hi=180, unit=" deg"),
-        elevation_m=t.get_float("elevation_m", lo=-500, hi=9000, unit=" m"),
-        utc_offset_hours=t.get_float("utc_offset_hours", lo=-14, hi=14, unit=" h"),
-        timestamp_is_end_of_period=t.get_bool("timestamp_is_end_of_period"),
-        averaging_period_minutes=t.get_float(
+        name=t.text("name"),
+        latitude=t.number("latitude", lo=-90, hi=90, unit=" deg"),
+        longitude=t.number("longitude", lo=-180, hi=180, unit=" deg"),
+        elevation_m=t.number("elevation_m", lo=-500, hi=9000, unit=" m"),
+        utc_offset_hours=t.number("utc_offset_hours", lo=-14, hi=14, unit=" h"),
+        timestamp_is_end_of_period=t.flag("timestamp_is_end_of_period"),
+        averaging_period_minutes=t.number(
             "averaging_period_minutes", lo=1 / 600, hi=1440, unit=" min"
         ),
-        metadata=t.get_path("metadata", base),
+        metadata=t.file_path("metadata", base),
         source=_source(source_t, base) if source_t is not None else None,
         archives=archives,
-        fetch_interval_minutes=t.get_float("fetch_interval_minutes", lo=0, hi=525600, unit=" min")
+        fetch_interval_minutes=t.number("fetch_interval_minutes", lo=0, hi=525600, unit=" min")
         or 0.0,
         parser_options=parser_options,
         reader=reader,
@@ -394,13 +265,13 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """Validate a decoded stations.toml document."""
     base = path.parent
-    top = _Table(dict(data), "")
-    data_dir = top.get_path("data_dir", base) or base / "data"
-    secrets_file = top.get_path("secrets_file", base)
+    top = TomlTable(dict(data), "")
+    data_dir = top.file_path("data_dir", base) or base / "data"
+    secrets_file = top.file_path("secrets_file", base)
     stations_raw = top.raw("stations")
     if stations_raw is None:
         stations_raw = {}
-    st = _Table(stations_raw, "stations")
+    st = TomlTable(stations_raw, "stations")
     stations = {sid: _station(sid, st.data[sid], base) for sid in sorted(st.data)}
     on_failure = _command(top, "on_failure")
     top.done(("data_dir", "secrets_file", "on_failure", "stations"))
@@ -413,7 +284,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     )
 
 
-def _command(t: _Table, name: str) -> tuple[str, ...] | None:
+def _command(t: TomlTable, name: str) -> tuple[str, ...] | None:
     """A command as a list of arguments, or a string split like a shell would (no shell runs)."""
     value = t.raw(name)
     if value is None:

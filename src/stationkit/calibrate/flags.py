@@ -48,10 +48,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from stationkit.calibrate.metadata import Resolver, Section, local_time
-from stationkit.config import StationConfig, show_value
+from stationkit.calibrate.metadata import Resolver
+from stationkit.config import StationConfig
 from stationkit.errors import ConfigError, ParseError
 from stationkit.parsers import windographer_flags
+from stationkit.tomltable import TomlTable as Section
+from stationkit.tomltable import local_time, show_value
 
 log = logging.getLogger(__name__)
 

@@ -50,8 +50,9 @@ from stationkit.calibrate.metadata import (
     StationMetadata,
     validate_metadata,
 )
-from stationkit.config import StationConfig, show_value
+from stationkit.config import StationConfig
 from stationkit.errors import ConfigError
+from stationkit.tomltable import show_value
 
 VERSION = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{1,2})-(\d{4})\.(\d{2})$")
 SUPPORTED_MAJOR = 1

@@ -41,15 +41,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from stationkit.config import StationConfig, show_value
+from stationkit.config import StationConfig
 from stationkit.errors import ConfigError
+from stationkit.tomltable import TomlTable as Section
+from stationkit.tomltable import show_value
 
 log = logging.getLogger(__name__)
 
@@ -306,176 +307,6 @@ class Segment:
 
 
 # ---------------------------------------------------------------- TOML validation
-
-
-def local_time(value: Any, where: str) -> datetime:
-    """A logger-clock date-time from TOML (local date-time or date) or ISO text.
-
-    A zone is refused: periods are compared in the logger's own clock, which
-    stations.toml cannot confuse with UTC.
-    """
-    if isinstance(value, datetime):
-        result = value
-    elif isinstance(value, date):
-        result = datetime.combine(value, time())
-    elif isinstance(value, str):
-        try:
-            result = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ConfigError(
-                f"{where}: expected a date-time like 2024-03-01T09:00:00, got {show_value(value)}"
-            ) from None
-    else:
-        raise ConfigError(
-            f"{where}: expected a date-time like 2024-03-01T09:00:00, got {show_value(value)}"
-        )
-    if result.tzinfo is not None:
-        raise ConfigError(
-            f"{where}: expected a local date-time without a zone (the logger's clock), "
-            f"like 2024-03-01T09:00:00, got {result.isoformat()}"
-        )
-    return result
-
-
-class Section:
-    """Reads keys out of one TOML table; unknown keys are errors (see :meth:`done`)."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a table, got {show_value(data)}")
-        self.data: dict[str, Any] = dict(data)
-        self.path = path
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}"
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def raw(self, name: str) -> Any:
-        return self.data.pop(name, None)
-
-    def text(self, name: str, *, required: bool = False, choices: Iterable[str] = ()) -> str | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            if required:
-                raise ConfigError(f"{self.key(name)}: missing; expected a string")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(
-                f"{self.key(name)}: expected a non-empty string, got {show_value(value)}"
-            )
-        valid = tuple(choices)
-        if valid and value not in valid:
-            raise ConfigError(
-                f"{self.key(name)}: expected one of {', '.join(repr(c) for c in valid)}, "
-                f"got {show_value(value)}"
-            )
-        return value
-
-    def number(
-        self,
-        name: str,
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-        nonzero: bool = False,
-        unit: str = "",
-    ) -> float | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise ConfigError(f"{self.key(name)}: expected a number, got {show_value(value)}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(
-                f"{self.key(name)}: expected a number from {lo:g} to {hi:g}{unit}, got {value:g}"
-            )
-        if nonzero and value == 0:
-            raise ConfigError(f"{self.key(name)}: expected a number other than 0")
-        return float(value)
-
-    def integer(
-        self, name: str, default: int, *, minimum: int = 0, maximum: int = 1_000_000
-    ) -> int:
-        value = self.data.pop(name, None)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)}: expected an integer, got {show_value(value)}")
-        if value < minimum or value > maximum:
-            raise ConfigError(
-                f"{self.key(name)}: expected an integer from {minimum} to {maximum}, got {value}"
-            )
-        return value
-
-    def flag(self, name: str) -> bool | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {show_value(value)}")
-        return value
-
-    def when(self, name: str) -> datetime | None:
-        value = self.data.pop(name, None)
-        return None if value is None else local_time(value, self.key(name))
-
-    def day(self, name: str) -> date | None:
-        value = self.data.pop(name, None)
-        if value is None:
-            return None
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return value
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value.strip()[:10])
-            except ValueError:
-                pass
-        raise ConfigError(
-            f"{self.key(name)}: expected a date like 2024-03-01, got {show_value(value)}"
-        )
-
-    def texts(self, name: str) -> tuple[str, ...]:
-        value = self.data.pop(name, None)
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(
-                f"{self.key(name)}: expected a list of non-empty strings, got {show_value(value)}"
-            )
-        return tuple(value)
-
-    def table(self, name: str) -> Section | None:
-        if name not in self.data:
-            return None
-        return Section(self.data.pop(name), self.key(name))
-
-    def tables(self, name: str) -> list[Section]:
-        """An array of tables (``[[...]]`` or a list of inline tables)."""
-        value = self.data.pop(name, None)
-        if value is None:
-            return []
-        if isinstance(value, dict):
-            value = [value]
-        if not isinstance(value, list):
-            raise ConfigError(
-                f"{self.key(name)}: expected a list of tables, got {show_value(value)}"
-            )
-        return [Section(v, f"{self.key(name)}[{i}]") for i, v in enumerate(value)]
-
-    def done(self, allowed: Sequence[str]) -> None:
-        """Fail on the first key (alphabetically) that was not consumed."""
-        for name in sorted(self.data):
-            raise ConfigError(f"{self.key(name)}: unknown key; valid keys: {', '.join(allowed)}")
 
 
 _POINT_KEYS = (

@@ -45,13 +45,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from stationkit.calibrate.metadata import (
-    MEASUREMENT_TYPES,
-    Section,
-    StationMetadata,
-)
-from stationkit.config import StationConfig, show_value
+from stationkit.calibrate.metadata import MEASUREMENT_TYPES, StationMetadata
+from stationkit.config import StationConfig
 from stationkit.errors import ConfigError
+from stationkit.tomltable import TomlTable as Section
+from stationkit.tomltable import show_value
 
 QC_RANGE = "qc_range"
 QC_FLATLINE = "qc_flatline"

@@ -45,7 +45,7 @@ from typing import IO, Any
 
 from stationkit import __version__
 from stationkit.atomic import TMP_PREFIX, atomic_output
-from stationkit.config import Config, StationConfig, show_value
+from stationkit.config import Config, StationConfig
 from stationkit.errors import ConfigError
 from stationkit.export.labels import Column, type_name
 from stationkit.export.select import (
@@ -68,6 +68,7 @@ from stationkit.export.tabular import (
 from stationkit.export.windographer import FlagLog, Preamble, WindographerWriter
 from stationkit.layout import exports_dir
 from stationkit.ledger import Ledger
+from stationkit.tomltable import show_value
 
 log = logging.getLogger(__name__)
 
