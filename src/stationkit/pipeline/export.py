@@ -68,7 +68,7 @@ from stationkit.export.tabular import (
 from stationkit.export.windographer import FlagLog, Preamble, WindographerWriter
 from stationkit.layout import exports_dir
 from stationkit.ledger import Ledger
-from stationkit.tomltable import show_value
+from stationkit.tomltable import TomlTable, show_value
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +115,6 @@ def _choice(path: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
-def _bool(path: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {show_value(value)}")
-    return value
-
-
 def check_marker(marker: str, where: str) -> str:
     """A missing marker may not contain a separator, quote or line break."""
     bad = [c for c in marker if c in '\t\r\n",;' or ord(c) < 32]
@@ -135,55 +129,51 @@ def check_marker(marker: str, where: str) -> str:
 def export_settings(station: StationConfig) -> ExportSettings:
     """Validate ``stations.<id>.export``; errors cite the key path."""
     raw = station.extra.get("export")
-    base = f"stations.{station.id}.export"
     if raw is None:
         return ExportSettings()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{base}: expected a table, got {show_value(raw)}")
-    for key in sorted(raw):
-        if key not in SETTINGS_KEYS:
-            raise ConfigError(f"{base}.{key}: unknown key; valid keys: {', '.join(SETTINGS_KEYS)}")
+    t = TomlTable(raw, f"stations.{station.id}.export")
     formats: tuple[str, ...] = ("windographer",)
-    if "format" in raw:
-        value = raw["format"]
-        if isinstance(value, list):
-            if not value:
-                raise ConfigError(f"{base}.format: expected at least one format, got an empty list")
-            formats = tuple(
-                dict.fromkeys(
-                    _choice(f"{base}.format[{i}]", v, FORMATS) for i, v in enumerate(value)
-                )
+    value = t.raw("format")
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(f"{t.key('format')}: expected at least one format, got an empty list")
+        formats = tuple(
+            dict.fromkeys(
+                _choice(f"{t.key('format')}[{i}]", v, FORMATS) for i, v in enumerate(value)
             )
-        else:
-            formats = (_choice(f"{base}.format", value, FORMATS),)
-    layout = _choice(f"{base}.layout", raw["layout"], LAYOUTS) if "layout" in raw else "wide"
+        )
+    elif value is not None:
+        formats = (_choice(t.key("format"), value, FORMATS),)
+    layout = _choice(t.key("layout"), t.raw("layout"), LAYOUTS) if t.has("layout") else "wide"
     exclude: tuple[str, ...] = (ALL_FLAGS,)
-    if "exclude_flags" in raw:
-        value = raw["exclude_flags"]
+    value = t.raw("exclude_flags")
+    if value is not None:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise ConfigError(
-                f'{base}.exclude_flags: expected a list of flag names (["*"] for every flag, '
+                f'{t.key("exclude_flags")}: expected a list of flag names (["*"] for every flag, '
                 f"[] for none), got {show_value(value)}"
             )
         exclude = tuple(dict.fromkeys(value))
     marker = ""
-    if "missing_marker" in raw:
-        value = raw["missing_marker"]
+    value = t.raw("missing_marker")
+    if value is not None:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{base}.missing_marker: expected a string, got {show_value(value)}")
-        marker = check_marker(str(value), f"{base}.missing_marker")
-    return ExportSettings(
+            raise ConfigError(
+                f"{t.key('missing_marker')}: expected a string, got {show_value(value)}"
+            )
+        marker = check_marker(str(value), t.key("missing_marker"))
+    settings = ExportSettings(
         formats=formats,
         layout=layout,
         exclude_flags=exclude,
         missing_marker=marker,
-        flag_log=_bool(f"{base}.flag_log", raw["flag_log"]) if "flag_log" in raw else False,
-        zip_by_type=(
-            _bool(f"{base}.zip_by_type", raw["zip_by_type"]) if "zip_by_type" in raw else False
-        ),
-        utc=_bool(f"{base}.utc", raw["utc"]) if "utc" in raw else False,
+        flag_log=bool(t.flag("flag_log")),
+        zip_by_type=bool(t.flag("zip_by_type")),
+        utc=bool(t.flag("utc")),
         configured=True,
     )
+    t.done(SETTINGS_KEYS)
+    return settings
 
 
 # ---------------------------------------------------------------- summary
