@@ -318,3 +318,31 @@ def test_changing_the_clock_offset_reparses_the_station(tmp_path: Path) -> None:
     df = pl.read_parquet(lake)
     assert set(df.get_column("timestamp")) == {datetime(2023, 12, 31, 22, 0, tzinfo=UTC)}
     assert len(list(lake.iterdir())) == 1
+
+
+def test_parallel_file_parsing_gives_the_same_lake_and_ledger(tmp_path: Path) -> None:
+    results = []
+    for jobs in (1, 3):
+        base = tmp_path / f"j{jobs}"
+        base.mkdir()
+        cfg, incoming = make_station(base)
+        for i in range(6):
+            (incoming / f"d{i}.dat").write_text(
+                toa5([(f"2024-01-0{i + 1} 01:10:00", float(i), 0.5)])
+            )
+        (incoming / "dup.dat").write_bytes(
+            (CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes()
+        )
+        st = cfg.stations["M1"]
+        with Ledger(cfg.data_dir) as ledger:
+            fetch_station(cfg, st, ledger)
+            p = parse_station(cfg, st, ledger, jobs=jobs)
+            assert (p.parsed, p.failed) == (6, 1)
+            rows = ledger.conn.execute(
+                "SELECT file_id, status, rows, first_ts, output, error FROM parses ORDER BY file_id"
+            ).fetchall()
+        lake = cfg.data_dir / "lake" / "readings" / "station=M1"
+        results.append(
+            ([tuple(r) for r in rows], {p.name: p.read_bytes() for p in sorted(lake.iterdir())})
+        )
+    assert results[0] == results[1]

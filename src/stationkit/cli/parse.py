@@ -23,9 +23,17 @@ from stationkit.pipeline.parse import parse_station
 
 @click.command()
 @click.argument("stations", nargs=-1)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Files parsed in parallel.",
+)
 @common_options
 @handle_errors
-def parse(stations: tuple[str, ...]) -> None:
+def parse(stations: tuple[str, ...], jobs: int) -> None:
     """Parse new files into lake/readings (tidy Parquet, one file per source file).
 
     Files that cannot be read are quarantined with the reason in the ledger
@@ -33,7 +41,7 @@ def parse(stations: tuple[str, ...]) -> None:
 
     \b
     Example:
-        stationkit parse M001
+        stationkit parse M001 --jobs 2
     """
     config = get_config()
     results: list[dict[str, Any]] = []
@@ -41,7 +49,9 @@ def parse(stations: tuple[str, ...]) -> None:
     ok = failed = 0
     with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
         for st in config.select(stations):
-            s = parse_station(config, st, ledger, progress=tty_progress(f"parsing {st.id}"))
+            s = parse_station(
+                config, st, ledger, progress=tty_progress(f"parsing {st.id}"), jobs=jobs
+            )
             tty_progress_done()
             results.append(s.as_dict())
             errors.extend((st.id, f, e) for f, e in s.errors)

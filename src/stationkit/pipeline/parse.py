@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ def parse_station(
     ledger: Ledger,
     *,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> ParseSummary:
     """Parse every new file version of ``station``; failures do not stop the rest."""
     summary = ParseSummary(station.id)
@@ -158,71 +160,22 @@ def parse_station(
                     (data_dir / prow["output"]).unlink()
             ledger.set_parse_status(file_id, "superseded")
         summary.superseded += 1
-    for row in ledger.files_to_parse(station.id):
+    rows = ledger.files_to_parse(station.id)
+
+    def work(row: FileRow) -> Outcome:
         if progress is not None:
             progress(row.path)
-        path = data_dir / row.path
-        try:
-            head = read_head(path)
-        except OSError as exc:
-            _fail(
-                ledger,
-                data_dir,
-                row,
-                f"{row.path}: cannot read ({exc.strerror})",
-                summary,
-                quarantine=False,
-            )
-            continue
-        if archive_kind(head) is not None:
-            summary.waiting_archives += 1  # the unpack stage owns archives
-            continue
-        try:
-            result, frame, details = parse_one(config, station, row)
-        except NotReadingsError as exc:
-            ledger.record_parse(row.id, station.id, "skipped", error=str(exc))
-            summary.skipped += 1
-            continue
-        except ParseError as exc:
-            _fail(ledger, data_dir, row, str(exc), summary)
-            continue
-        except Exception as exc:  # a parser bug must not stop the run or lose the file
-            log.debug("parser crashed on %s", row.path, exc_info=True)
-            _fail(
-                ledger,
-                data_dir,
-                row,
-                f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})",
-                summary,
-            )
-            continue
-        out = readings_path(data_dir, station.id, row.id)
-        n = write_readings(out, station.id, row.id, frame, result.channels)
-        stamps = frame.get_column(TIMESTAMP)
-        meta = asdict(result.meta)
-        meta.pop("warnings", None)
-        meta["time"] = details["time"]
-        ledger.record_parse(
-            row.id,
-            station.id,
-            "ok",
-            format=details["format"],
-            rows=frame.height,
-            readings=n,
-            first_ts=_iso(stamps.min()) if frame.height else None,
-            last_ts=_iso(stamps.max()) if frame.height else None,
-            channels=[asdict(c) for c in result.channels],
-            skipped_channels=list(result.meta.skipped_channels),
-            meta=meta,
-            warnings=details["warnings"],
-            output=out.relative_to(data_dir).as_posix(),
-        )
-        for w in details["warnings"]:
-            ledger.event(
-                "parse", f"{row.path}: {w}", station=station.id, file_id=row.id, level="warning"
-            )
-        summary.parsed += 1
-        summary.readings += n
+        return _parse_and_write(config, station, row)
+
+    if jobs > 1 and len(rows) > 1:
+        # files in parallel; outcomes recorded here, in path order
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parse") as pool:
+            outcomes = pool.map(work, rows)
+            for row, outcome in zip(rows, outcomes, strict=True):
+                _record(ledger, data_dir, station, row, outcome, summary)
+    else:
+        for row in rows:
+            _record(ledger, data_dir, station, row, work(row), summary)
     return summary
 
 
@@ -260,6 +213,90 @@ def _reparse_if_settings_changed(ledger: Ledger, data_dir: Path, station: Statio
         ledger.forget_parse(redo)
     ledger.record_build(station.id, SETTINGS_STAGE, new)
     return len(redo)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What parsing one file came to, before the ledger hears of it."""
+
+    status: str  # ok | failed | skipped | archive | unreadable
+    message: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    readings: int = 0
+
+
+def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Outcome:
+    """Parse one file and write its readings; never raises for bad input."""
+    data_dir = config.data_dir
+    path = data_dir / row.path
+    try:
+        head = read_head(path)
+    except OSError as exc:
+        return Outcome("unreadable", f"{row.path}: cannot read ({exc.strerror})")
+    if archive_kind(head) is not None:
+        return Outcome("archive")  # the unpack stage owns archives
+    try:
+        result, frame, details = parse_one(config, station, row)
+    except NotReadingsError as exc:
+        return Outcome("skipped", str(exc))
+    except ParseError as exc:
+        return Outcome("failed", str(exc))
+    except Exception as exc:  # a parser bug must not stop the run or lose the file
+        log.debug("parser crashed on %s", row.path, exc_info=True)
+        return Outcome(
+            "failed", f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})"
+        )
+    out = readings_path(data_dir, station.id, row.id)
+    n = write_readings(out, station.id, row.id, frame, result.channels)
+    stamps = frame.get_column(TIMESTAMP)
+    meta = asdict(result.meta)
+    meta.pop("warnings", None)
+    meta["time"] = details["time"]
+    return Outcome(
+        "ok",
+        fields={
+            "format": details["format"],
+            "rows": frame.height,
+            "readings": n,
+            "first_ts": _iso(stamps.min()) if frame.height else None,
+            "last_ts": _iso(stamps.max()) if frame.height else None,
+            "channels": [asdict(c) for c in result.channels],
+            "skipped_channels": list(result.meta.skipped_channels),
+            "meta": meta,
+            "warnings": details["warnings"],
+            "output": out.relative_to(data_dir).as_posix(),
+        },
+        warnings=tuple(details["warnings"]),
+        readings=n,
+    )
+
+
+def _record(
+    ledger: Ledger,
+    data_dir: Path,
+    station: StationConfig,
+    row: FileRow,
+    outcome: Outcome,
+    summary: ParseSummary,
+) -> None:
+    if outcome.status == "archive":
+        summary.waiting_archives += 1
+    elif outcome.status == "unreadable":
+        _fail(ledger, data_dir, row, outcome.message, summary, quarantine=False)
+    elif outcome.status == "failed":
+        _fail(ledger, data_dir, row, outcome.message, summary)
+    elif outcome.status == "skipped":
+        ledger.record_parse(row.id, station.id, "skipped", error=outcome.message)
+        summary.skipped += 1
+    else:
+        ledger.record_parse(row.id, station.id, "ok", **outcome.fields)
+        for w in outcome.warnings:
+            ledger.event(
+                "parse", f"{row.path}: {w}", station=station.id, file_id=row.id, level="warning"
+            )
+        summary.parsed += 1
+        summary.readings += outcome.readings
 
 
 def _fail(

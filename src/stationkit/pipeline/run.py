@@ -4,7 +4,8 @@ Stages run in order per station: fetch -> unpack -> parse -> calibrate -> export
 stops the other files; a station whose source cannot be reached still has
 its already-fetched files processed; the other stations go on. Stations run
 in up to ``jobs`` worker threads (each with its own ledger connection;
-polars, pyarrow and DuckDB release the GIL for the heavy work).
+polars, pyarrow and DuckDB release the GIL for the heavy work); with fewer
+stations than workers, the rest parse a station's files in parallel.
 
 ``shard=(k, n)`` runs only the stations whose stable hash falls in shard k of
 n, so several cron hosts can split a fleet without coordinating.
@@ -57,6 +58,8 @@ class StationRun:
     failures: list[Failure] = field(default_factory=list)
     work_done: int = 0
     fatal: bool = False
+    #: workers for the files of this station
+    file_jobs: int = 1
 
 
 @dataclass
@@ -156,7 +159,7 @@ def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: Station
 
 
 def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    p = parse_station(config, station, ledger)
+    p = parse_station(config, station, ledger, jobs=run.file_jobs)
     run.stages["parse"] = p.as_dict()
     run.failures.extend(Failure(station.id, "parse", path, e) for path, e in p.errors)
     run.work_done += p.parsed
@@ -198,10 +201,15 @@ def process_station(
 
 
 def run_station(
-    config: Config, station: StationConfig, ledger: Ledger, *, force: bool = False
+    config: Config,
+    station: StationConfig,
+    ledger: Ledger,
+    *,
+    force: bool = False,
+    file_jobs: int = 1,
 ) -> StationRun:
     """The chain for one station."""
-    run = StationRun(station.id)
+    run = StationRun(station.id, file_jobs=file_jobs)
     try:
         _fetch(config, station, ledger, run, force)
         process_station(config, station, ledger, run)
@@ -228,13 +236,17 @@ def run_stations(
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress."""
     selected = select_shard(stations, shard)
+    # workers go to stations first; what is left over parses a station's files in parallel
+    file_jobs = max(1, jobs // max(1, len(selected)))
     with (
         RunLock(config.data_dir, wait=wait),
         unfinished_marker(config.data_dir),
         Ledger(config.data_dir) as main,
     ):
         if jobs <= 1 or len(selected) <= 1:
-            runs = [run_station(config, st, main, force=force) for st in selected]
+            runs = [
+                run_station(config, st, main, force=force, file_jobs=file_jobs) for st in selected
+            ]
         else:
             # one ledger connection per worker thread, reused across its stations
             local = threading.local()
@@ -244,7 +256,7 @@ def run_stations(
                 if not hasattr(local, "ledger"):
                     local.ledger = Ledger(config.data_dir)
                     opened.append(local.ledger)
-                return run_station(config, st, local.ledger, force=force)
+                return run_station(config, st, local.ledger, force=force, file_jobs=file_jobs)
 
             try:
                 with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:

@@ -1,0 +1,5 @@
+"""``python -m stationkit``: the same as the ``stationkit`` command."""
+
+from stationkit.cli import main
+
+main()
