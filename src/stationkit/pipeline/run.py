@@ -1,8 +1,9 @@
 """``stationkit run``: every stage, for each station, under the run lock.
 
-Stages run in order per station: fetch -> unpack -> parse -> calibrate -> export. A failure on one file never
-stops the other files; a station whose source cannot be reached still has
-its already-fetched files processed; the other stations go on. Stations run
+Stages run in order per station: fetch -> unpack -> parse -> calibrate ->
+export. A failure on one file never stops the other files; a station whose
+source cannot be reached still has its already-fetched files processed; the
+other stations go on. Stations run
 in up to ``jobs`` worker threads (each with its own ledger connection;
 polars, pyarrow and DuckDB release the GIL for the heavy work); with fewer
 stations than workers, the rest parse a station's files in parallel.
@@ -102,9 +103,17 @@ class RunResult:
             parts = []
             if "fetch" in r.stages:
                 parts.append(f"{r.stages['fetch'].get('fetched', 0)} fetched")
+            if "unpack" in r.stages and r.stages["unpack"].get("archives"):
+                parts.append(f"{r.stages['unpack']['archives']} archive(s) unpacked")
             if "parse" in r.stages:
                 p = r.stages["parse"]
                 parts.append(f"{p['parsed']} parsed, {p['failed']} failed")
+            c = r.stages.get("calibrate", {})
+            if c.get("built") and c.get("rows"):
+                parts.append(f"{c['rows']} clean rows")
+            written = [e for e in r.stages.get("export", {}).get("exports", []) if not e["skipped"]]
+            if written:
+                parts.append(f"{len(written)} export(s) written")
             lines.append(f"{r.station}: " + ", ".join(parts))
         return "\n".join(lines)
 
