@@ -30,6 +30,7 @@ EXPECTED = {
     "CSIXML": "csixml",
     "CSI_ASCII_NOHEADER": "csi_ascii",
     "MIXED_ARRAY": "mixed_array",
+    "LIDAR_MOLAS": "molas",
 }
 #: single files whose folder holds more than one format
 EXPECTED_FILES = {
@@ -42,7 +43,6 @@ UNCLAIMED = (
     "CRBASIC_PROGRAM",
     "CSI_TDF",
     "IEA43_JSON",
-    "LIDAR_MOLAS",
     "SODAR_AQ500",
     "SODAR_SCINTEC_MND",
     "WLS70_BUFR",

@@ -19,6 +19,7 @@ from stationkit.parsers import (
     delimited,
     kintech_wnd,
     mixed_array,
+    molas,
     nrg_binary,
     nrg_logr,
     nrg_symphonie,
@@ -97,6 +98,12 @@ PARSERS: dict[str, ParserSpec] = {
             "Leosphere/Vaisala WindCube v1/v2 lidar statistics (.sta)",
             windcube_sta.sniff,
             windcube_sta.read_windcube_sta,
+        ),
+        ParserSpec(
+            molas.FORMAT,
+            "Movelaser Molas B300 lidar 10-minute statistics",
+            molas.sniff,
+            molas.read_molas,
         ),
         ParserSpec(
             zephir_csv.FORMAT,
