@@ -31,6 +31,8 @@ EXPECTED = {
     "CSI_ASCII_NOHEADER": "csi_ascii",
     "MIXED_ARRAY": "mixed_array",
     "LIDAR_MOLAS": "molas",
+    "SODAR_SCINTEC_MND": "scintec_mnd",
+    "SODAR_AQ500": "aq500",
 }
 #: single files whose folder holds more than one format
 EXPECTED_FILES = {
@@ -43,8 +45,6 @@ UNCLAIMED = (
     "CRBASIC_PROGRAM",
     "CSI_TDF",
     "IEA43_JSON",
-    "SODAR_AQ500",
-    "SODAR_SCINTEC_MND",
     "WLS70_BUFR",
 )
 

@@ -123,10 +123,11 @@ class ParseResult:
                 f"{self.meta.format}: frame columns {self.frame.columns[:5]}... "
                 f"do not match channels {expected[:5]}..."
             )
-        if not isinstance(self.frame.schema[TIMESTAMP], pl.Datetime):
+        schema = self.frame.schema  # built once: a wide file has thousands of columns
+        if not isinstance(schema[TIMESTAMP], pl.Datetime):
             raise ValueError(f"{self.meta.format}: timestamp column must be Datetime")
         for name in names:
-            if self.frame.schema[name] != pl.Float64:
+            if schema[name] != pl.Float64:
                 raise ValueError(f"{self.meta.format}: channel {name!r} must be Float64")
 
     @property

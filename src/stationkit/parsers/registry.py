@@ -14,6 +14,7 @@ from typing import Any
 from stationkit.errors import ParseError, UnknownFormatError
 from stationkit.parsers import (
     ammonit,
+    aq500,
     csi_ascii,
     csixml,
     delimited,
@@ -23,6 +24,7 @@ from stationkit.parsers import (
     nrg_binary,
     nrg_logr,
     nrg_symphonie,
+    scintec_mnd,
     toa5,
     toaci1,
     tob1,
@@ -148,6 +150,13 @@ PARSERS: dict[str, ParserSpec] = {
             csi_ascii.sniff,
             csi_ascii.read_csi_ascii,
         ),
+        ParserSpec(
+            scintec_mnd.FORMAT,
+            "Scintec sodar main-data file (.mnd, FORMAT-1)",
+            scintec_mnd.sniff,
+            scintec_mnd.read_scintec_mnd,
+        ),
+        ParserSpec(aq500.FORMAT, "AQSystem AQ500 sodar result file", aq500.sniff, aq500.read_aq500),
         # never sniffed: chosen by [stations.<id>.reader] for files no format claims
         ParserSpec(
             delimited.FORMAT,
