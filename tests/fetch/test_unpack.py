@@ -326,7 +326,7 @@ def test_corpus_magic_has_no_false_positives() -> None:
 def test_detect_kinds(tmp_path: Path) -> None:
     samples = {
         "a.zip": make_zip(tmp_path / "a.zip", {"x": b"1"}).read_bytes(),
-        "a.gz": gzip.compress(CSV),
+        "a.gz": gzip.compress(CSV, mtime=0),
         "a.xz": lzma.compress(CSV),
         "a.lzma": lzma.compress(CSV, format=lzma.FORMAT_ALONE),
         "a.bz2": bz2.compress(CSV),
@@ -401,18 +401,24 @@ def test_zip_skips_macos_junk_and_directories(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "member"),
     [
-        ("a.csv.gz", gzip.compress(CSV), "a.csv"),
-        ("a.csv.GZ", gzip.compress(CSV), "a.csv"),
+        ("a.csv.gz", gzip.compress(CSV, mtime=0), "a.csv"),
+        ("a.csv.GZ", gzip.compress(CSV, mtime=0), "a.csv"),
         ("a.csv.xz", lzma.compress(CSV), "a.csv"),
         ("a.csv.lzma", lzma.compress(CSV, format=lzma.FORMAT_ALONE), "a.csv"),
         ("a.sta.7z", lzma.compress(CSV, format=lzma.FORMAT_ALONE), "a.sta"),
         ("a.csv.bz2", bz2.compress(CSV), "a.csv"),
-        ("a.csv.gz.~2~", gzip.compress(CSV), "a.csv"),  # a later version in raw/
+        ("a.csv.gz.~2~", gzip.compress(CSV, mtime=0), "a.csv"),  # a later version in raw/
         ("blob", lzma.compress(CSV), "blob"),  # no known suffix: the archive's name
-        ("two.csv.gz", gzip.compress(CSV[:20]) + gzip.compress(CSV[20:]), "two.csv"),
+        (
+            "two.csv.gz",
+            gzip.compress(CSV[:20], mtime=0) + gzip.compress(CSV[20:], mtime=0),
+            "two.csv",
+        ),
         ("two.csv.xz", lzma.compress(CSV[:20]) + b"\0" * 4 + lzma.compress(CSV[20:]), "two.csv"),
         ("two.csv.bz2", bz2.compress(CSV[:20]) + bz2.compress(CSV[20:]), "two.csv"),
     ],
+    # ids from the name only: data in ids must be identical on every xdist worker
+    ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_single_stream_names(name: str, data: bytes, member: str, tmp_path: Path) -> None:
     (tmp_path / name).write_bytes(data)
@@ -441,7 +447,7 @@ def test_gzip_stored_name_cannot_escape(tmp_path: Path) -> None:
 def test_tar_and_nested_compressed_tar(tmp_path: Path) -> None:
     tar = make_tar(tmp_path / "logs.tar", [("d/a.dat", CSV), ("b.dat", b"")])
     assert contents(extract(tar, tmp_path / "o1")) == {"d/a.dat": CSV, "b.dat": b""}
-    (tmp_path / "logs.tgz").write_bytes(gzip.compress(tar.read_bytes()))
+    (tmp_path / "logs.tgz").write_bytes(gzip.compress(tar.read_bytes(), mtime=0))
     members = extract(tmp_path / "logs.tgz", tmp_path / "o2")
     assert contents(members) == {"logs.tar/d/a.dat": CSV, "logs.tar/b.dat": b""}
     assert {m.kind for m in members} == {"tar"}
@@ -469,7 +475,7 @@ def test_nested_archives_flatten_into_named_folders(tmp_path: Path) -> None:
     with zipfile.ZipFile(outer, "w") as zf:
         zf.writestr("top.csv", CSV)
         zf.writestr("deep/inner.7z", inner.read_bytes())
-        zf.writestr("t.tar.gz", gzip.compress(tar.read_bytes()))
+        zf.writestr("t.tar.gz", gzip.compress(tar.read_bytes(), mtime=0))
         zf.writestr("__MACOSX/deep/._inner.7z", b"junk")
     members = extract(outer, tmp_path / "out", password=PASSWORD)
     assert contents(members) == {
@@ -765,7 +771,7 @@ def test_lzma_alone_bomb_by_declared_size(tmp_path: Path) -> None:
 def test_member_bomb_counted_while_streaming(kind: str, tmp_path: Path) -> None:
     """Single-stream formats declare no trustworthy size: bytes are counted."""
     data = {
-        "gz": gzip.compress(ZEROS),
+        "gz": gzip.compress(ZEROS, mtime=0),
         "xz": lzma.compress(ZEROS),
         "bz2": bz2.compress(ZEROS),
         "lzma": lzma.compress(ZEROS, format=lzma.FORMAT_ALONE),
@@ -808,7 +814,7 @@ def test_ratio_bomb_by_declared_sizes(tmp_path: Path) -> None:
 
 
 def test_ratio_bomb_counted_while_streaming(tmp_path: Path) -> None:
-    (tmp_path / "r.gz").write_bytes(gzip.compress(ZEROS))
+    (tmp_path / "r.gz").write_bytes(gzip.compress(ZEROS, mtime=0))
     with pytest.raises(UnpackError, match=r"r\.gz: expands to more than \d+ bytes"):
         extract(tmp_path / "r.gz", tmp_path / "out", limits=SMALL_BUDGET)
     assert_nothing_left(tmp_path / "out")
