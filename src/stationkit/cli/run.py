@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from stationkit.cli.common import common_options, emit, get_config, handle_errors, options
+from stationkit.cli.common import (
+    common_options,
+    emit,
+    get_config,
+    handle_errors,
+    options,
+    tty_progress,
+    tty_progress_done,
+)
 from stationkit.errors import LockedError
 from stationkit.pipeline.run import notify_failure, run_stations
 
@@ -81,8 +89,15 @@ def run(
     config = get_config()
     try:
         result = run_stations(
-            config, config.select(stations), wait=wait, force=force, jobs=jobs, shard=shard
+            config,
+            config.select(stations),
+            wait=wait,
+            force=force,
+            jobs=jobs,
+            shard=shard,
+            progress=tty_progress("run"),
         )
+        tty_progress_done()
     except LockedError as exc:
         click.echo(f"stationkit: {exc}", err=True)
         raise SystemExit(0) from None

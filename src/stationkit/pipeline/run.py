@@ -61,6 +61,8 @@ class StationRun:
     fatal: bool = False
     #: workers for the files of this station
     file_jobs: int = 1
+    #: called with "<stage> <file>" as work proceeds (a terminal's progress line)
+    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -168,7 +170,14 @@ def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: Station
 
 
 def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    p = parse_station(config, station, ledger, jobs=run.file_jobs)
+    show = run.progress
+    p = parse_station(
+        config,
+        station,
+        ledger,
+        jobs=run.file_jobs,
+        progress=(lambda path: show(f"{station.id} parse {path}")) if show else None,
+    )
     run.stages["parse"] = p.as_dict()
     run.failures.extend(Failure(station.id, "parse", path, e) for path, e in p.errors)
     run.work_done += p.parsed
@@ -216,9 +225,12 @@ def run_station(
     *,
     force: bool = False,
     file_jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> StationRun:
     """The chain for one station."""
-    run = StationRun(station.id, file_jobs=file_jobs)
+    run = StationRun(station.id, file_jobs=file_jobs, progress=progress)
+    if progress is not None:
+        progress(f"{station.id} fetch")
     try:
         _fetch(config, station, ledger, run, force)
         process_station(config, station, ledger, run)
@@ -242,6 +254,7 @@ def run_stations(
     force: bool = False,
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress."""
     selected = select_shard(stations, shard)
@@ -254,7 +267,8 @@ def run_stations(
     ):
         if jobs <= 1 or len(selected) <= 1:
             runs = [
-                run_station(config, st, main, force=force, file_jobs=file_jobs) for st in selected
+                run_station(config, st, main, force=force, file_jobs=file_jobs, progress=progress)
+                for st in selected
             ]
         else:
             # one ledger connection per worker thread, reused across its stations
@@ -265,7 +279,9 @@ def run_stations(
                 if not hasattr(local, "ledger"):
                     local.ledger = Ledger(config.data_dir)
                     opened.append(local.ledger)
-                return run_station(config, st, local.ledger, force=force, file_jobs=file_jobs)
+                return run_station(
+                    config, st, local.ledger, force=force, file_jobs=file_jobs, progress=progress
+                )
 
             try:
                 with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
