@@ -1,10 +1,14 @@
 """Files appear atomically: written under a temporary name in the same
 directory, fsynced, renamed, and the directory fsynced. A crash at any
-instant leaves the old file or the new one, never a half-written one."""
+instant leaves the old file or the new one, never a half-written one.
+
+Also the two file helpers every stage shares: content hashing and
+hard-link-or-copy (quarantine)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -76,3 +80,21 @@ def clean_temp_files(folder: Path) -> int:
                 p.unlink()
             removed += 1
     return removed
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def link_or_copy(src: Path, target: Path) -> None:
+    """Hard-link ``src`` at ``target`` (a copy across filesystems), atomically."""
+    with atomic_output(target) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)

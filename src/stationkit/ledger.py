@@ -106,8 +106,13 @@ def file_id_for(
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def iso(value: datetime) -> str:
+    """A UTC instant as the ledger writes it: ``2024-01-31T23:50:00.000000Z``."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(datetime.now(UTC))
 
 
 @dataclass(frozen=True)

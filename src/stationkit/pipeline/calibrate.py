@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stationkit import __version__
+from stationkit.atomic import sha256_file
 from stationkit.calibrate.engine import (
     ENGINE_VERSION,
     MEMORY_LIMIT,
@@ -170,7 +171,7 @@ def _channel_facts(entries: list[Any]) -> dict[str, ChannelFacts]:
 
 def _file_digest(path: Path) -> str:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return "missing"
 

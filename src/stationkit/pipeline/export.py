@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stationkit import __version__
-from stationkit.atomic import TMP_PREFIX, atomic_output
+from stationkit.atomic import TMP_PREFIX, atomic_output, sha256_file
 from stationkit.config import Config, StationConfig
 from stationkit.errors import ConfigError
 from stationkit.export.labels import Column, type_name
@@ -271,17 +271,9 @@ def _inputs(
     """
     out = []
     for p in files:
-        digest = "" if built_by_calibrate else _sha256(p)
+        digest = "" if built_by_calibrate else sha256_file(p)
         out.append((p.relative_to(folder).as_posix(), p.stat().st_size, digest))
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _zip_time(created: datetime) -> tuple[int, int, int, int, int, int]:

@@ -10,7 +10,6 @@ becomes a new version beside the old one (see :func:`layout.version_name`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -19,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stationkit.atomic import commit, temp_path
+from stationkit.atomic import commit, sha256_file, temp_path
 from stationkit.config import Config, LocalSource, StationConfig
 from stationkit.errors import FetchError, StationkitError
 from stationkit.fetch.base import FileSource, RemoteFile, safe_relpath
@@ -53,14 +52,6 @@ class FetchSummary:
             "skipped_interval": self.skipped_interval,
             "errors": [{"file": f, "error": e} for f, e in self.errors],
         }
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def open_source(config: Config, station: StationConfig) -> FileSource:

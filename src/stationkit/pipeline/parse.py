@@ -21,22 +21,22 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from stationkit.atomic import link_or_copy
 from stationkit.calibrate.iea43 import with_document_time
 from stationkit.config import Config, StationConfig
 from stationkit.errors import NotReadingsError, ParseError, UnknownFormatError
 from stationkit.fetch.magic import archive_kind
 from stationkit.layout import quarantine_dir
-from stationkit.ledger import FileRow, Ledger
+from stationkit.ledger import FileRow, Ledger, iso
 from stationkit.parsers import delimited
 from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
@@ -69,20 +69,11 @@ class ParseSummary:
         return d
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _quarantine(data_dir: Path, row: FileRow) -> None:
     src = data_dir / row.path
     dest = quarantine_dir(data_dir, row.station) / f"{row.id:019d}-{src.name}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        return
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
+    if not dest.exists():
+        link_or_copy(src, dest)
 
 
 def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
@@ -253,14 +244,15 @@ def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Ou
     meta = asdict(result.meta)
     meta.pop("warnings", None)
     meta["time"] = details["time"]
+    first, last = stamps.min(), stamps.max()
     return Outcome(
         "ok",
         fields={
             "format": details["format"],
             "rows": frame.height,
             "readings": n,
-            "first_ts": _iso(stamps.min()) if frame.height else None,
-            "last_ts": _iso(stamps.max()) if frame.height else None,
+            "first_ts": iso(first) if isinstance(first, datetime) else None,
+            "last_ts": iso(last) if isinstance(last, datetime) else None,
             "channels": [asdict(c) for c in result.channels],
             "skipped_channels": list(result.meta.skipped_channels),
             "meta": meta,

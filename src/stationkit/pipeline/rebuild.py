@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stationkit.atomic import TMP_PREFIX
+from stationkit.atomic import TMP_PREFIX, sha256_file
 from stationkit.config import Config, StationConfig
 from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
-from stationkit.pipeline.fetch import sha256_file
 from stationkit.pipeline.run import Failure, StationRun, process_station
 
 _VERSION = re.compile(r"^(?P<name>.+)\.~(?P<version>\d+)~$")

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stationkit.atomic import atomic_output
+from stationkit.atomic import link_or_copy
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError, UnpackError
 from stationkit.fetch.magic import ARCHIVE_KINDS
@@ -220,17 +218,8 @@ def _fail(
     log.warning("%s", message)
     target = quarantine_dir(data_dir, station) / rel
     try:
-        _quarantine(data_dir / row.path, target)
+        link_or_copy(data_dir / row.path, target)
     except OSError as exc:
         log.error("%s: cannot quarantine (%s)", row.path, exc.strerror)
     ledger.record_parse(row.id, station, "failed", format=kind, error=message)
     ledger.event(STAGE, message, station=station, file_id=row.id)
-
-
-def _quarantine(src: Path, target: Path) -> None:
-    """Hard-link (or copy, across filesystems) ``src`` to ``target`` atomically."""
-    with atomic_output(target) as tmp:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
