@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from stationkit.parsers import nrg_common
 from stationkit.parsers.nrg_common import (
     current_record,
     parse_header,
@@ -14,6 +13,7 @@ from stationkit.parsers.nrg_common import (
     sensor_attrs,
     statistic_for,
 )
+from stationkit.parsers.table import unique_names
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_sections_and_records_without_blank_lines() -> None:
     assert history.records == [{"Channel": "1", "Height": "10"}, {"Channel": "2", "Height": "20"}]
     assert (header.data_line, header.columns_line) == (9, 11)
     assert header.columns == ["Timestamp", "Ch1_Anem_10.00m_N_Avg_m/s", ""]
-    assert nrg_common.placeholders(header.columns)[-1] == "__empty2"
+    assert unique_names(header.columns, "x.txt", line=11)[-1] == "__empty2"
 
 
 def test_current_record_is_the_latest_effective_date_not_the_last() -> None:

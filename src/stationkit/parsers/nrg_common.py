@@ -52,7 +52,7 @@ import polars as pl
 from stationkit.errors import ParseError
 from stationkit.parsers.base import Source
 from stationkit.parsers.sources import decode, read_bytes, split_lines
-from stationkit.parsers.table import TableLayout, load_table
+from stationkit.parsers.table import TableLayout, load_table, unique_names
 
 #: whole-field missing markers of NRG text files (LOGR writes ``nan``)
 MISSING_MARKERS = ("", "nan", "NaN", "NAN", "-nan", "-NaN")
@@ -463,10 +463,11 @@ def load_data(
 
     Returns the frame (one column per header column; an empty trailing name
     becomes a placeholder) and warnings. A row with more fields than the
-    header whose extra fields are all empty (a trailing TAB) is accepted.
+    header whose extra fields are all empty (a trailing TAB) is accepted by
+    :func:`~stationkit.parsers.table.load_table`.
     """
     assert header.columns_line is not None
-    columns = placeholders(header.columns)
+    columns = unique_names(header.columns, display, line=header.columns_line)
     layout = TableLayout(
         columns=columns,
         numeric=numeric,
@@ -478,57 +479,7 @@ def load_data(
         encoding="utf8-lossy",
     )
     data: str | os.PathLike[str] | bytes = raw.path if raw.path is not None else raw.data or b""
-    try:
-        return load_table(data, layout, display)
-    except ParseError as first:
-        whole = data if isinstance(data, bytes) else Path(data).read_bytes()
-        fixed = _drop_empty_extra_fields(whole, header.columns_line, len(columns))
-        if fixed is None:
-            raise first from None
-        frame, warnings = load_table(fixed, layout, display)
-        warnings.append(
-            "rows end with extra empty fields (a trailing TAB); the empty fields were ignored"
-        )
-        return frame, warnings
-
-
-def _drop_empty_extra_fields(data: bytes, columns_line: int, width: int) -> bytes | None:
-    """The data with trailing empty extra fields cut, or None if there are none."""
-    lines = data.split(b"\n")
-    changed = False
-    for i in range(columns_line, len(lines)):
-        line = lines[i]
-        if line.count(b"\t") < width:
-            continue
-        end = b"\r" if line.endswith(b"\r") else b""
-        body = line[: len(line) - len(end)]
-        fields = body.split(b"\t")
-        if any(f.strip() for f in fields[width:]):
-            return None
-        lines[i] = b"\t".join(fields[:width]) + end
-        changed = True
-    return b"\n".join(lines) if changed else None
-
-
-def placeholders(columns: Sequence[str]) -> list[str]:
-    """Empty names (a trailing TAB on the column line) get unique placeholders."""
-    return [c if c else f"__empty{i}" for i, c in enumerate(columns)]
-
-
-def check_columns(columns: Sequence[str], display: str, line: int) -> None:
-    """Duplicate names are an error: no reading could say which column it is."""
-    seen: dict[str, int] = {}
-    for i, col in enumerate(columns, start=1):
-        if not col:
-            continue
-        if col in seen:
-            raise ParseError(
-                display,
-                f"duplicate column name {col!r} (fields {seen[col]} and {i}); "
-                "every column needs a unique name",
-                line=line,
-            )
-        seen[col] = i
+    return load_table(data, layout, display)
 
 
 def to_float(text: str | None) -> float | None:

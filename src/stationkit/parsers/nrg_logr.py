@@ -73,6 +73,7 @@ from stationkit.errors import NotReadingsError, ParseError
 from stationkit.parsers import nrg_common
 from stationkit.parsers.base import TIMESTAMP, ChannelInfo, FileMeta, ParseResult, Source
 from stationkit.parsers.sources import source_name
+from stationkit.parsers.table import unique_names
 from stationkit.parsers.timeparse import parse_timestamps
 
 FORMAT = "nrg_logr"
@@ -159,7 +160,7 @@ def read_nrg_logr(source: Source, *, name: str | None = None) -> ParseResult:
             f"found {columns[0][:40]!r}",
             line=header.columns_line,
         )
-    nrg_common.check_columns(columns, display, header.columns_line)
+    unique_names(columns, display, line=header.columns_line)  # duplicates are an error
     sensors = nrg_common.sensor_records(header.section("Sensor History"))
     diagnostics = "diag" in content.casefold() or columns[0].strip() == "Stats_Timestamp"
     text = nrg_common.text_columns(nrg_common.sample_rows(raw, len(columns)), columns)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -154,28 +155,21 @@ def load_table(
 
     numeric = layout.numeric
     schema = {c: (pl.Float64 if c in numeric else pl.String) for c in layout.columns}
-    reader_input: str | Path | io.BytesIO = (
-        io.BytesIO(data) if isinstance(data, bytes) else Path(data)
-    )
     try:
-        frame = pl.read_csv(
-            reader_input,
-            has_header=False,
-            # skip_lines, not skip_rows: header lines are never read as CSV, so an
-            # odd quote in a header cannot swallow data rows
-            skip_lines=layout.first_data_line - 1,
-            new_columns=list(layout.columns),
-            schema_overrides=schema,
-            separator=layout.separator,
-            quote_char=layout.quote_char,
-            null_values=list(layout.null_values) or None,
-            decimal_comma=layout.decimal_comma,
-            encoding=layout.encoding if layout.encoding in ("utf8", "utf8-lossy") else "utf8-lossy",
-            raise_if_empty=False,
-            infer_schema=False,
-        )
+        frame = _read(data, layout, schema)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _locate_error(data, layout, name, exc) from None
+        fixed = _drop_empty_extra_fields(data, layout)
+        if fixed is None:
+            raise _locate_error(data, layout, name, exc) from None
+        data = fixed
+        try:
+            frame = _read(data, layout, schema)
+        except (pl.exceptions.PolarsError, OSError) as again:
+            raise _locate_error(data, layout, name, again) from None
+        sep = _SEPARATOR_NAMES.get(layout.separator, repr(layout.separator))
+        warnings.append(
+            f"rows end with extra empty fields (a trailing {sep}); the empty fields were ignored"
+        )
     if frame.width != len(layout.columns):
         # an empty data block: polars gives no columns
         frame = pl.DataFrame(schema=schema)
@@ -194,6 +188,58 @@ def load_table(
                 )
             frame = frame.filter(~blank)
     return frame, warnings
+
+
+_SEPARATOR_NAMES = {"\t": "TAB", ",": "comma", ";": "semicolon", " ": "blank"}
+
+
+def _read(
+    data: str | os.PathLike[str] | bytes, layout: TableLayout, schema: dict[str, Any]
+) -> pl.DataFrame:
+    """polars' read of the data block with the layout's schema."""
+    return pl.read_csv(
+        io.BytesIO(data) if isinstance(data, bytes) else Path(data),
+        has_header=False,
+        # skip_lines, not skip_rows: header lines are never read as CSV, so an
+        # odd quote in a header cannot swallow data rows
+        skip_lines=layout.first_data_line - 1,
+        new_columns=list(layout.columns),
+        schema_overrides=schema,
+        separator=layout.separator,
+        quote_char=layout.quote_char,
+        null_values=list(layout.null_values) or None,
+        decimal_comma=layout.decimal_comma,
+        encoding=layout.encoding if layout.encoding in ("utf8", "utf8-lossy") else "utf8-lossy",
+        raise_if_empty=False,
+        infer_schema=False,
+    )
+
+
+def _drop_empty_extra_fields(
+    data: str | os.PathLike[str] | bytes, layout: TableLayout
+) -> bytes | None:
+    """The data block with empty fields past the header's width cut (rows that
+    end with a separator), or None when there are none or one holds a value.
+
+    Only for unquoted layouts: without quotes a separator always splits."""
+    if layout.quote_char is not None or len(layout.separator) != 1:
+        return None
+    whole = data if isinstance(data, bytes) else Path(data).read_bytes()
+    sep = layout.separator.encode()
+    width = len(layout.columns)
+    lines = whole.split(b"\n")
+    changed = False
+    for i in range(layout.first_data_line - 1, len(lines)):
+        line = lines[i]
+        if line.count(sep) < width:
+            continue
+        end = b"\r" if line.endswith(b"\r") else b""
+        fields = line[: len(line) - len(end)].split(sep)
+        if any(f.strip() for f in fields[width:]):
+            return None
+        lines[i] = sep.join(fields[:width]) + end
+        changed = True
+    return b"\n".join(lines) if changed else None
 
 
 def _lone_cr(data: str | os.PathLike[str] | bytes) -> bool:
