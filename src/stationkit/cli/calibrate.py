@@ -7,16 +7,13 @@ from typing import Any
 import click
 
 from stationkit.cli.common import (
+    StationStep,
     common_options,
-    emit,
-    exit_code,
-    get_config,
     handle_errors,
-    report_errors,
+    per_station,
 )
-from stationkit.errors import StationkitError
+from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
-from stationkit.lock import RunLock
 from stationkit.pipeline.calibrate import calibrate_station
 
 
@@ -54,20 +51,8 @@ def calibrate(stations: tuple[str, ...], force: bool) -> None:
         stationkit calibrate M001
         stationkit calibrate --force --json
     """
-    config = get_config()
-    results: list[dict[str, Any]] = []
-    errors: list[tuple[str, str, str]] = []
-    ok = failed = 0
-    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
-        for st in config.select(stations):
-            try:
-                summary = calibrate_station(config, st, ledger, force=force)
-            except StationkitError as exc:
-                errors.append((st.id, "", str(exc)))
-                failed += 1
-                continue
-            results.append(summary.as_dict())
-            ok += 1
-    report_errors(errors)
-    emit(results, lambda: _text(results))
-    raise SystemExit(exit_code(failed, ok))
+
+    def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
+        return StationStep(calibrate_station(config, st, ledger, force=force).as_dict(), [], 1, 0)
+
+    per_station(stations, step, _text)

@@ -10,12 +10,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from stationkit.config import Config, load_config
+from stationkit.config import Config, StationConfig, load_config
 from stationkit.errors import StationkitError
+from stationkit.ledger import Ledger
+from stationkit.lock import RunLock
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -153,3 +155,43 @@ def tty_progress_done() -> None:
     opts = options()
     if not (opts.quiet or opts.json) and sys.stderr.isatty():
         click.echo("\r" + " " * 78 + "\r", nl=False, err=True)
+
+
+@dataclass(frozen=True)
+class StationStep:
+    """What a stage did for one station, as a command reports it."""
+
+    summary: dict[str, Any]
+    #: (file, reason) for each failure
+    errors: list[tuple[str, str]]
+    ok: int
+    failed: int
+
+
+def per_station(
+    stations: tuple[str, ...],
+    step: Callable[[Config, StationConfig, Ledger], StationStep],
+    text: Callable[[list[dict[str, Any]]], str],
+) -> NoReturn:
+    """A stage command: each named station under the run lock, failures on
+    stderr, the summaries as text or --json, exit code 0, 1 or 3. A station
+    that fails outright does not stop the others."""
+    config = get_config()
+    results: list[dict[str, Any]] = []
+    errors: list[tuple[str, str, str]] = []
+    ok = failed = 0
+    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
+        for st in config.select(stations):
+            try:
+                done = step(config, st, ledger)
+            except StationkitError as exc:
+                errors.append((st.id, "", str(exc)))
+                failed += 1
+                continue
+            results.append(done.summary)
+            errors.extend((st.id, f, e) for f, e in done.errors)
+            ok += done.ok
+            failed += done.failed
+    report_errors(errors)
+    emit(results, lambda: text(results))
+    raise SystemExit(exit_code(failed, ok))

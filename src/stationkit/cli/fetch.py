@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from stationkit.cli.common import (
+    StationStep,
     common_options,
     emit,
     exit_code,
     get_config,
     handle_errors,
+    per_station,
     report_errors,
 )
-from stationkit.errors import StationkitError
+from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
 from stationkit.pipeline.fetch import add_files, fetch_station
@@ -39,33 +40,21 @@ def fetch(stations: tuple[str, ...], force: bool) -> None:
         stationkit fetch M001 M002
         stationkit fetch --force M001
     """
-    config = get_config()
-    selected = config.select(stations)
-    results: list[dict[str, Any]] = []
-    errors: list[tuple[str, str, str]] = []
-    ok = failed = 0
-    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
-        for st in selected:
-            try:
-                s = fetch_station(config, st, ledger, force=force)
-            except StationkitError as exc:
-                errors.append((st.id, "", str(exc)))
-                failed += 1
-                continue
-            results.append(s.as_dict())
-            errors.extend((st.id, f, e) for f, e in s.errors)
-            failed += len(s.errors)
-            ok += s.fetched + s.unchanged + (1 if not s.errors else 0)
-    report_errors(errors)
-    emit(
-        results,
-        lambda: "\n".join(
+
+    def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
+        s = fetch_station(config, st, ledger, force=force)
+        ok = s.fetched + s.unchanged + (1 if not s.errors else 0)
+        return StationStep(s.as_dict(), s.errors, ok, len(s.errors))
+
+    per_station(
+        stations,
+        step,
+        lambda results: "\n".join(
             f"{r['station']}: {r['fetched']} fetched, {r['listed']} listed"
             + (" (not due)" if r["skipped_interval"] else "")
             for r in results
         ),
     )
-    raise SystemExit(exit_code(failed, ok))
 
 
 @click.command()

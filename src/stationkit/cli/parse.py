@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from stationkit.cli.common import (
+    StationStep,
     common_options,
-    emit,
-    exit_code,
-    get_config,
     handle_errors,
-    report_errors,
+    per_station,
     tty_progress,
     tty_progress_done,
 )
+from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
-from stationkit.lock import RunLock
 from stationkit.pipeline.parse import parse_station
 
 
@@ -43,27 +39,18 @@ def parse(stations: tuple[str, ...], jobs: int) -> None:
     Example:
         stationkit parse M001 --jobs 2
     """
-    config = get_config()
-    results: list[dict[str, Any]] = []
-    errors: list[tuple[str, str, str]] = []
-    ok = failed = 0
-    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
-        for st in config.select(stations):
-            s = parse_station(
-                config, st, ledger, progress=tty_progress(f"parsing {st.id}"), jobs=jobs
-            )
-            tty_progress_done()
-            results.append(s.as_dict())
-            errors.extend((st.id, f, e) for f, e in s.errors)
-            ok += s.parsed
-            failed += s.failed
-    report_errors(errors)
-    emit(
-        results,
-        lambda: "\n".join(
+
+    def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
+        s = parse_station(config, st, ledger, progress=tty_progress(f"parsing {st.id}"), jobs=jobs)
+        tty_progress_done()
+        return StationStep(s.as_dict(), s.errors, s.parsed, s.failed)
+
+    per_station(
+        stations,
+        step,
+        lambda results: "\n".join(
             f"{r['station']}: {r['parsed']} parsed ({r['readings']} readings), "
             f"{r['failed']} failed, {r['skipped']} skipped"
             for r in results
         ),
     )
-    raise SystemExit(exit_code(failed, ok))

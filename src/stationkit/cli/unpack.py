@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from stationkit.cli.common import (
+    StationStep,
     common_options,
-    emit,
-    exit_code,
-    get_config,
     handle_errors,
-    report_errors,
+    per_station,
 )
+from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
-from stationkit.lock import RunLock
 from stationkit.pipeline.unpack import unpack_station
 
 
@@ -40,23 +36,16 @@ def unpack(stations: tuple[str, ...], retry_failed: bool) -> None:
     Example:
         M001_ARCHIVE_PASSWORD=... stationkit unpack M001 --retry-failed
     """
-    config = get_config()
-    results: list[dict[str, Any]] = []
-    errors: list[tuple[str, str, str]] = []
-    ok = failed = 0
-    with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
-        for st in config.select(stations):
-            s = unpack_station(config, st, ledger, retry_failed=retry_failed)
-            results.append(s.as_dict())
-            errors.extend((st.id, f, e) for f, e in s.errors)
-            ok += s.archives
-            failed += s.failed
-    report_errors(errors)
-    emit(
-        results,
-        lambda: "\n".join(
+
+    def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
+        s = unpack_station(config, st, ledger, retry_failed=retry_failed)
+        return StationStep(s.as_dict(), s.errors, s.archives, s.failed)
+
+    per_station(
+        stations,
+        step,
+        lambda results: "\n".join(
             f"{r['station']}: {r['archives']} archive(s), {r['members']} member(s), {r['failed']} failed"
             for r in results
         ),
     )
-    raise SystemExit(exit_code(failed, ok))
