@@ -37,6 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -158,26 +159,32 @@ def _reject_constant(token: str) -> Any:
     raise ValueError(f"{token} is not valid JSON")
 
 
-def _read(path: Path) -> tuple[Any, str]:
-    name = path.name
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such metadata document") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _decode(raw: bytes, name: str) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{name}: expected UTF-8 JSON") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant), name
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except ValueError as exc:
         raise ConfigError(f"{name}: invalid JSON: {exc}") from None
+
+
+def _read(path: Path) -> tuple[Any, str]:
+    return _decode(_read_bytes(path), path.name), path.name
 
 
 def _version(doc: _Doc, data: dict[str, Any], what: str) -> str:
@@ -402,9 +409,21 @@ def parse_iea43(
 def load_iea43(
     path: str | Path, *, location: Sequence[str | None] | str | None = None
 ) -> StationMetadata:
-    """Load an IEA Task 43 WRA data model document (JSON, version 1.x)."""
-    data, name = _read(Path(path))
-    return parse_iea43(data, name=name, location=location)
+    """Load an IEA Task 43 WRA data model document (JSON, version 1.x).
+
+    The parse and calibrate stages of one run both need it: the result is cached
+    by the document's bytes, so an edited document is always read anew.
+    """
+    p = Path(path)
+    key = tuple(location) if location is not None and not isinstance(location, str) else location
+    return _parse_cached(_read_bytes(p), p.name, key)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(
+    raw: bytes, name: str, location: tuple[str | None, ...] | str | None
+) -> StationMetadata:
+    return parse_iea43(_decode(raw, name), name=name, location=location)
 
 
 def load_document(path: str | Path) -> StationMetadata | Calibration:
