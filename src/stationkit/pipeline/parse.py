@@ -132,24 +132,10 @@ def parse_station(
     # clock settings the station leaves out come from its IEA document (DESIGN: Time)
     station = with_document_time(station)
     summary.reparsed = _reparse_if_settings_changed(ledger, data_dir, station)
-    for file_id, output in ledger.superseded_outputs(station.id):
-        if output:
-            with contextlib.suppress(FileNotFoundError):
-                (data_dir / output).unlink()
-        ledger.set_parse_status(file_id, "superseded")
-        summary.superseded += 1
-    # members of an archive version that a newer version replaced
-    for file_id in stale_member_ids(ledger, station.id):
-        prow = ledger.conn.execute(
-            "SELECT output FROM parses WHERE file_id=?", (file_id,)
-        ).fetchone()
-        if prow is None:
-            ledger.record_parse(file_id, station.id, "superseded")
-        else:
-            if prow["output"]:
-                with contextlib.suppress(FileNotFoundError):
-                    (data_dir / prow["output"]).unlink()
-            ledger.set_parse_status(file_id, "superseded")
+    # versions a newer one replaced, and members of a replaced archive version
+    stale = [file_id for file_id, _ in ledger.superseded_outputs(station.id)]
+    for file_id in stale + stale_member_ids(ledger, station.id):
+        _retire(ledger, data_dir, station.id, file_id)
         summary.superseded += 1
     rows = ledger.files_to_parse(station.id)
 
@@ -168,6 +154,18 @@ def parse_station(
         for row in rows:
             _record(ledger, data_dir, station, row, work(row), summary)
     return summary
+
+
+def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
+    """A replaced file version: its readings go, its outcome reads "superseded"."""
+    row = ledger.conn.execute("SELECT output FROM parses WHERE file_id=?", (file_id,)).fetchone()
+    if row is None:
+        ledger.record_parse(file_id, station, "superseded")
+        return
+    if row["output"]:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / row["output"]).unlink()
+    ledger.set_parse_status(file_id, "superseded")
 
 
 SETTINGS_STAGE = "parse-settings"
