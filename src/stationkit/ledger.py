@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 LEDGER_NAME = "state.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +84,27 @@ CREATE TABLE IF NOT EXISTS builds (
     fingerprint TEXT NOT NULL,
     built_at TEXT NOT NULL,
     PRIMARY KEY (station, stage)
+);
+-- lake/clean months: the fingerprint of the inputs each was built from
+CREATE TABLE IF NOT EXISTS partitions (
+    station TEXT NOT NULL,
+    layer TEXT NOT NULL,             -- clean
+    month TEXT NOT NULL,             -- YYYY-MM of the UTC period starts it holds
+    fingerprint TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    first_ts TEXT,
+    last_ts TEXT,
+    output TEXT,                     -- Parquet relative to data_dir; NULL: no rows, no file
+    built_at TEXT NOT NULL,
+    PRIMARY KEY (station, layer, month)
+);
+-- how an export file was assembled, so the next export re-renders only what changed
+CREATE TABLE IF NOT EXISTS export_parts (
+    station TEXT NOT NULL,
+    target TEXT NOT NULL,            -- the export's main file
+    layout TEXT NOT NULL,            -- JSON: options fingerprint and each part's place
+    stamp TEXT NOT NULL,             -- JSON: size, mtime and inode of the files written
+    PRIMARY KEY (station, target)
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -364,6 +385,56 @@ class Ledger:
         self.conn.execute(
             "INSERT OR REPLACE INTO builds(station, stage, fingerprint, built_at) VALUES (?,?,?,?)",
             (station, stage, fingerprint, now_iso()),
+        )
+
+    # ------------------------------------------------------------ partitions
+
+    def partitions(self, station: str, layer: str = "clean") -> dict[str, sqlite3.Row]:
+        """The recorded months of a station's layer, by ``YYYY-MM``."""
+        rows = self.conn.execute(
+            "SELECT * FROM partitions WHERE station=? AND layer=? ORDER BY month",
+            (station, layer),
+        ).fetchall()
+        return {r["month"]: r for r in rows}
+
+    def record_partition(
+        self,
+        station: str,
+        month: str,
+        *,
+        fingerprint: str,
+        rows: int,
+        first_ts: str | None,
+        last_ts: str | None,
+        output: str | None,
+        layer: str = "clean",
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO partitions(station, layer, month, fingerprint, rows, "
+            "first_ts, last_ts, output, built_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (station, layer, month, fingerprint, rows, first_ts, last_ts, output, now_iso()),
+        )
+
+    def forget_partitions(self, station: str, months: Sequence[str], layer: str = "clean") -> None:
+        self.conn.executemany(
+            "DELETE FROM partitions WHERE station=? AND layer=? AND month=?",
+            [(station, layer, m) for m in months],
+        )
+
+    # ------------------------------------------------------------ export layouts
+
+    def export_layout(self, station: str, target: str) -> tuple[str, str] | None:
+        """(layout, stamp) JSON of an export file as last written, or None."""
+        row = self.conn.execute(
+            "SELECT layout, stamp FROM export_parts WHERE station=? AND target=?",
+            (station, target),
+        ).fetchone()
+        return (str(row["layout"]), str(row["stamp"])) if row else None
+
+    def record_export_layout(self, station: str, target: str, layout: str, stamp: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO export_parts(station, target, layout, stamp) VALUES (?,?,?,?)",
+            (station, target, layout, stamp),
         )
 
     # ------------------------------------------------------------ events

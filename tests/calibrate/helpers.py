@@ -10,7 +10,12 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from stationkit.calibrate.engine import EngineResult, ReadingsFile, calibrate_readings
+from stationkit.calibrate.engine import (
+    CLEAN_SCHEMA,
+    EngineResult,
+    ReadingsFile,
+    calibrate_readings,
+)
 from stationkit.calibrate.flags import FlagInterval
 from stationkit.calibrate.metadata import ChannelFacts, Segment, StationMetadata, resolve_segments
 from stationkit.calibrate.qc import QcConfig
@@ -71,17 +76,26 @@ def build(
     intervals: Sequence[FlagInterval] = (),
     qc: QcConfig = NO_QC,
     segments: Sequence[Segment] | None = None,
-    name: str = "clean.parquet",
+    name: str = "clean",
     **kwargs: Any,
 ) -> tuple[pl.DataFrame, EngineResult]:
-    """Run the engine; return the clean rows and the result."""
+    """Run the engine into ``tmp_path/clean/<name>/``; return every month's
+    rows (in month order) and the result."""
     if segments is None:
         segments, _ = resolve_segments(meta or StationMetadata(), facts(files))
     out = tmp_path / "clean" / name
     result = calibrate_readings(
         "S1", files, segments, intervals, qc, out, data_dir=tmp_path / "data", **kwargs
     )
-    return pl.from_arrow(pq.read_table(out)), result  # type: ignore[return-value]
+    return read_months(out), result
+
+
+def read_months(folder: Path) -> pl.DataFrame:
+    """Every month file of a lake/clean folder, in month order, as one frame."""
+    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not parts:
+        return pl.from_arrow(CLEAN_SCHEMA.empty_table())  # type: ignore[return-value]
+    return pl.concat([pl.from_arrow(pq.read_table(p)) for p in parts])  # type: ignore[misc]
 
 
 def value_at(df: pl.DataFrame, point: str, statistic: str | None, when: datetime) -> Any:

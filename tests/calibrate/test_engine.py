@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -253,22 +252,28 @@ def test_mixed_file_offsets_compare_each_in_its_own_logger_time(tmp_path: Path) 
     assert value_at(df, "WS", "avg", T0 + timedelta(hours=5))["value"] == 4.0
 
 
-def test_rows_follow_the_files_in_time_order(tmp_path: Path) -> None:
+def test_rows_are_sorted_by_time_then_point_in_every_batch(tmp_path: Path) -> None:
     files = [
         readings_file(
             tmp_path,
             900 - i,  # ids do not follow time
-            stamps(30, T0 + i * 30 * TEN),
-            {"B": [1.0] * 30, "A_Std": [0.5] * 30, "A_Avg": [2.0] * 30},
+            stamps(30 * 144, T0 + i * 30 * 144 * TEN),
+            {"B": [1.0] * 4320, "A_Std": [0.5] * 4320, "A_Avg": [2.0] * 4320},
             statistics={"A_Avg": "avg", "A_Std": "sd", "B": None},
         )
         for i in range(4)
     ]
     meta = ws_meta(columns=(ColumnMap("A_Avg", "avg"), ColumnMap("A_Std", "sd")))
-    df, result = build(tmp_path, list(reversed(files)), meta, chunk_readings=100)
-    assert result.chunks > 1
-    runs = [k for k, _ in itertools.groupby(df["file_id"].to_list())]
-    assert runs == [900, 899, 898, 897]  # each file's rows together, files in time order
+    df, result = build(tmp_path, list(reversed(files)), meta, batch_readings=100)
+    assert result.batches == 4  # one per month: January to April 2024
+    keys = list(zip(df["timestamp"], df["point"], df["statistic"].fill_null(""), strict=True))
+    assert keys == sorted(keys) and len(keys) == 4 * 4320 * 3
+    assert sorted(result.partitions) == ["2024-01", "2024-02", "2024-03", "2024-04"]
+    whole, one = build(tmp_path, files, meta, name="one")
+    assert one.batches == 1 and whole.equals(df)
+    for month in result.partitions:
+        a = (tmp_path / "clean" / "clean" / f"{month}.parquet").read_bytes()
+        assert a == (tmp_path / "clean" / "one" / f"{month}.parquet").read_bytes()
 
 
 def test_a_long_file_is_sorted_by_time_then_point_and_statistic(tmp_path: Path) -> None:
@@ -308,10 +313,14 @@ def test_same_inputs_give_byte_identical_files(tmp_path: Path) -> None:
         )
     ]
     digests = set()
-    for n, (threads, chunk) in enumerate([(1, 10**6), (2, 10**6), (2, 300), (1, 50)]):
+    for n, (threads, batch) in enumerate([(1, 10**6), (2, 10**6), (2, 300), (1, 50)]):
         _, result = build(tmp_path, files, ws_meta(), intervals=flags, qc=QcConfig(),
-                          threads=threads, chunk_readings=chunk, name=f"c{n}.parquet")  # fmt: skip
-        digests.add(hashlib.sha256((tmp_path / "clean" / f"c{n}.parquet").read_bytes()).hexdigest())
+                          threads=threads, batch_readings=batch, name=f"c{n}")  # fmt: skip
+        digests.add(
+            hashlib.sha256(
+                (tmp_path / "clean" / f"c{n}" / "2024-01.parquet").read_bytes()
+            ).hexdigest()
+        )
         assert result.deduplicated_files == 4 and result.qc_hits > 0  # overlapping files, QC
     assert len(digests) == 1
 
@@ -319,11 +328,11 @@ def test_same_inputs_give_byte_identical_files(tmp_path: Path) -> None:
 def test_schema_and_empty_station(tmp_path: Path) -> None:
     empty = ReadingsFile(1, tmp_path / "none.parquet", None, None)
     df, result = build(tmp_path, [empty])
-    assert df.height == 0 and result.rows == 0
-    assert pq.read_schema(tmp_path / "clean" / "clean.parquet").equals(CLEAN_SCHEMA)
+    assert df.height == 0 and result.rows == 0 and result.partitions == {}
+    assert list((tmp_path / "clean").rglob("*.parquet")) == []
     f = readings_file(tmp_path, 1, stamps(1), {"X": [1.0]})
     build(tmp_path, [f])
-    assert pq.read_schema(tmp_path / "clean" / "clean.parquet").equals(CLEAN_SCHEMA)
+    assert pq.read_schema(tmp_path / "clean" / "clean" / "2024-01.parquet").equals(CLEAN_SCHEMA)
 
 
 def test_a_missing_readings_file_is_an_error(tmp_path: Path) -> None:

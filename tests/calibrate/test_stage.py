@@ -18,10 +18,17 @@ from stationkit.cli.calibrate import calibrate
 from stationkit.cli.check import check
 from stationkit.config import Config, load_config
 from stationkit.ledger import Ledger
-from stationkit.pipeline.calibrate import STAGE, CalibrateSummary, calibrate_station, clean_path
+from stationkit.pipeline.calibrate import (
+    STAGE,
+    CalibrateSummary,
+    calibrate_station,
+    clean_dir,
+    clean_path,
+)
 from stationkit.pipeline.check import check_station
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
+from tests.calibrate.helpers import read_months
 from tests.conftest import CORPUS, FIXTURES
 
 for command in (calibrate, check):  # the lead registers them in cli/__init__.py
@@ -73,7 +80,7 @@ def ingest(config: Config, ledger: Ledger) -> None:
 
 
 def clean(config: Config) -> pl.DataFrame:
-    return pl.read_parquet(clean_path(config.data_dir, "M1"))
+    return read_months(clean_dir(config.data_dir, "M1"))
 
 
 def utc(text: str) -> datetime:
@@ -100,7 +107,7 @@ def test_iea_station_calibrates_and_a_rerun_does_nothing(
         first = calibrate_station(config, st, ledger)
         assert first.built and first.rows == 4 * 5 and first.points == 4
         df = clean(config)
-        out = clean_path(config.data_dir, "M1")
+        out = clean_path(config.data_dir, "M1", "2024-01")
         before = out.stat()
         ws = df.filter((pl.col("point") == "WS80") & (pl.col("statistic") == "avg")).sort(
             "timestamp"
@@ -135,7 +142,7 @@ def test_iea_station_calibrates_and_a_rerun_does_nothing(
         caplog.clear()
         second = calibrate_station(config, st, ledger)
         assert second == CalibrateSummary(
-            "M1", up_to_date=True, files=1, output="lake/clean/station=M1/clean.parquet"
+            "M1", up_to_date=True, files=1, output="lake/clean/station=M1", months=1
         )
         assert "M1: clean data up to date, nothing to do" in caplog.messages
         after = out.stat()
@@ -239,7 +246,7 @@ path = "incoming"
         summary = calibrate_station(config, st, ledger)
         report = check_station(config, st, ledger)
     assert summary.built and summary.rows == 188 * 30
-    df = pl.read_parquet(clean_path(config.data_dir, "DEMO"))
+    df = read_months(clean_dir(config.data_dir, "DEMO"))
     first = utc("2016-01-09T15:30")
 
     def row(point: str, statistic: str) -> dict[str, object]:
@@ -358,7 +365,7 @@ offset = 0.40
             output=out.relative_to(config.data_dir).as_posix(),
         )  # fmt: skip
         calibrate_station(config, config.stations["N1"], ledger)
-    (row,) = pl.read_parquet(clean_path(config.data_dir, "N1")).iter_rows(named=True)
+    (row,) = read_months(clean_dir(config.data_dir, "N1")).iter_rows(named=True)
     assert row["value"] == pytest.approx(0.76 * (8.0 - 0.35) / 0.765 + 0.40)
 
 

@@ -1,8 +1,11 @@
-"""The calibration query: lake/readings + metadata + flags + QC -> lake/clean.
+"""The calibration engine: lake/readings + metadata + flags + QC -> lake/clean months.
 
-DuckDB SQL, streamed into one Parquet file per station:
+DuckDB SQL (:mod:`stationkit.calibrate.query`), one query per *batch* of
+consecutive months (:mod:`stationkit.calibrate.partition`), streamed into one
+Parquet file per month (:mod:`stationkit.calibrate.writer`):
 
-1. **read** the station's current readings files (``read_parquet``);
+1. **read** the readings files whose time span reaches the batch or its QC
+   context (``read_parquet``, only rows in that period);
 2. **map** each reading to its point by a range join on the channel's exact
    name and the reading's logger-local time against the segments of
    :func:`~stationkit.calibrate.metadata.resolve_segments` (a channel without
@@ -12,10 +15,10 @@ DuckDB SQL, streamed into one Parquet file per station:
    ``logged * cal_slope / logger_slope`` for sd/range, nothing for the rest;
 4. **deduplicate**: one value per (station, point, statistic, timestamp);
 5. **flag**: a range join against the merged manual flag intervals, an
-   equality join against the QC hits (computed first, in their own query over
-   the whole station so that windows see across chunks), and the QC range
-   test. SQL carries the flags as one integer per row (manual flag set and QC
-   bits); Python turns it into the sorted ``list<string>`` while writing.
+   equality join against the QC hits (computed first, over the batch and its
+   context, so that windows see across months), and the QC range test. SQL
+   carries the flags as one integer per row (manual flag set and QC bits);
+   Python turns it into the sorted ``list<string>`` while writing.
 
 Deduplication rule: among the readings of one key, prefer a non-null value,
 then the file whose data reach the latest time (``last_ts`` in the ledger: a
@@ -34,29 +37,22 @@ parse stage's resolved offset). Period bounds are compared with the local
 later period only. When every file has the same offset, the bounds are moved
 to UTC once instead of shifting every reading.
 
-Order and determinism: the same inputs give byte-identical files (fixed row
-groups of 2**18 rows, zstd, Parquet data page V2, no wall-clock metadata).
-The files are cut into chunks of about :data:`CHUNK_READINGS` readings at
-points where no file overlaps the next in time, and chunks are written in
-time order. A chunk of short files (a day, a month) is streamed in the order
-of its files -- sorted by first timestamp -- and, within a file, about as
-the readings store has it (channel by channel). Such chunks run on one DuckDB
-thread: its output order is a function of the input alone, while with several
-threads the hash joins' output order depends on scheduling. Parquet encoding
-(single-threaded in pyarrow, the bottleneck) runs beside it on a second
-thread. A chunk holding a file that spans more than
-:data:`LONG_FILE` (a years-long logger export, stored channel by channel) is
-sorted by time, then (point, statistic), on every thread: row groups then
-cover short time ranges and exports read only those of the months they need.
+Order and determinism: each batch's rows are sorted by time, then (point,
+statistic) -- a total order -- so a month's file is a function of the
+month's inputs alone, whatever the threads, the batch it was built in or the
+months around it: an incremental build equals a full one byte for byte.
+DuckDB computes the next rows on a second thread while this one encodes
+Parquet.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,28 +60,38 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from stationkit.atomic import atomic_output
 from stationkit.calibrate import qc as qcmod
 from stationkit.calibrate.flags import ALL, FlagInterval
 from stationkit.calibrate.metadata import Segment
-from stationkit.calibrate.qc import QC_BITS, QC_RANGE, QcConfig
+from stationkit.calibrate.partition import (
+    BATCH_READINGS,
+    Batch,
+    Month,
+    inputs_by_month,
+    months_with_data,
+    plan_batches,
+)
+from stationkit.calibrate.qc import QcConfig
+from stationkit.calibrate.query import clean_sql, union_sql
+from stationkit.calibrate.writer import (
+    CLEAN_SCHEMA,
+    WRITE_SCHEMA,
+    FlagNames,
+    PartitionWriter,
+    SegmentColumns,
+)
 from stationkit.errors import CalibrateError
 from stationkit.sql import connect, quote_identifier
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CLEAN_SCHEMA", "CalibrateError", "EngineResult", "ReadingsFile", "calibrate_readings"]
+
 #: bump when the query or the output layout changes: stations are rebuilt
-ENGINE_VERSION = "1"
-#: rows per Parquet row group (exports skip row groups by their time range)
-ROW_GROUP_ROWS = 1 << 18
+ENGINE_VERSION = "2"
 #: rows per Arrow batch from DuckDB
 BATCH_ROWS = 1 << 15
-#: readings per chunk (bounds a sorted chunk's memory)
-CHUNK_READINGS = 1_000_000
-#: files spanning more than this are sorted by time (their rows come channel by channel)
-LONG_FILE = timedelta(days=32)
 #: avg rows per QC window query (the windows sort them by point and time)
 QC_GROUP_ROWS = 3_000_000
 #: DuckDB's working memory for a build; the process peaks at about twice this
@@ -93,26 +99,6 @@ MEMORY_LIMIT = "192MB"
 #: open period bounds, far enough from any data and from datetime's limits
 OPEN_START = datetime(1000, 1, 1, tzinfo=UTC)
 OPEN_END = datetime(9000, 1, 1, tzinfo=UTC)
-#: the flag key of a row: manual flag set id * 16 + QC bits
-_QC_SPAN = 16
-
-CLEAN_SCHEMA = pa.schema(
-    [
-        pa.field("station", pa.string(), nullable=False),
-        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("point", pa.string(), nullable=False),
-        pa.field("measurement_type", pa.string()),
-        pa.field("height_m", pa.float64()),
-        pa.field("statistic", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("raw_value", pa.float64()),
-        pa.field(
-            "flags", pa.list_(pa.field("element", pa.string(), nullable=False)), nullable=False
-        ),
-        pa.field("file_id", pa.int64(), nullable=False),
-    ]
-)
-_FLAGS_TYPE = CLEAN_SCHEMA.field("flags").type
 
 
 @dataclass(frozen=True)
@@ -135,6 +121,19 @@ class ReadingsFile:
 
 
 @dataclass
+class PartitionResult:
+    """One month a build wrote (or emptied)."""
+
+    month: str
+    rows: int = 0
+    flagged: int = 0
+    #: the partition file; None when the month has no rows (no file)
+    path: Path | None = None
+    first_timestamp: datetime | None = None
+    last_timestamp: datetime | None = None
+
+
+@dataclass
 class EngineResult:
     """What a build wrote."""
 
@@ -143,19 +142,10 @@ class EngineResult:
     points: int = 0
     qc_hits: int = 0
     deduplicated_files: int = 0
-    chunks: int = 0
+    batches: int = 0
     first_timestamp: datetime | None = None
     last_timestamp: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Files read together; no file of a chunk overlaps a file of another chunk."""
-
-    plain: tuple[str, ...]
-    dedupe: tuple[str, ...]
-    #: a file spans more than LONG_FILE: sort the chunk's rows by time
-    ordered: bool = False
+    partitions: dict[str, PartitionResult] = field(default_factory=dict)
 
 
 def _components(files: Sequence[ReadingsFile]) -> list[list[ReadingsFile]]:
@@ -195,35 +185,6 @@ def plan_dedupe(files: Sequence[ReadingsFile], segments: Sequence[Segment]) -> s
     return need
 
 
-def plan_chunks(
-    files: Sequence[ReadingsFile], dedupe: set[int], target: int = CHUNK_READINGS
-) -> list[Chunk]:
-    """Consecutive groups of time components of about ``target`` readings each."""
-    chunks: list[Chunk] = []
-    current: list[ReadingsFile] = []
-    size = 0
-    for group in _components(files):
-        current.extend(group)
-        size += sum(max(f.readings, 1) for f in group)
-        if size >= target:
-            chunks.append(_chunk(current, dedupe))
-            current, size = [], 0
-    if current:
-        chunks.append(_chunk(current, dedupe))
-    return chunks
-
-
-def _chunk(files: list[ReadingsFile], dedupe: set[int]) -> Chunk:
-    return Chunk(
-        plain=tuple(str(f.path) for f in files if f.file_id not in dedupe),
-        dedupe=tuple(str(f.path) for f in files if f.file_id in dedupe),
-        ordered=any(
-            f.first_ts is not None and f.last_ts is not None and f.last_ts - f.first_ts > LONG_FILE
-            for f in files
-        ),
-    )
-
-
 # ---------------------------------------------------------------- tables
 
 
@@ -247,6 +208,10 @@ class _Plan:
     #: (point, statistic or "") -> rank (sort key); point -> point id
     pkey: dict[tuple[str, str], int]
     ptid: dict[str, int]
+
+    @property
+    def columns(self) -> SegmentColumns:
+        return SegmentColumns(self.point, self.measurement_type, self.statistic, self.height_m)
 
 
 def _dictionary(values: list[str | None]) -> pa.DictionaryArray:
@@ -380,434 +345,27 @@ def _load(con: Any, name: str, table: pa.Table) -> None:
     con.unregister("_arrow_in")
 
 
-# ---------------------------------------------------------------- SQL
-
-_VALUE = """CASE s.kind
-        WHEN 'full' THEN s.cs * ((r.value - s.lo) / s.ls) + s.co
-        WHEN 'wrap' THEN (s.cs * ((r.value - s.lo) / s.ls) + s.co)
-            - 360 * floor((s.cs * ((r.value - s.lo) / s.ls) + s.co) / 360)
-        WHEN 'ratio' THEN r.value * (s.cs / s.ls)
-        ELSE r.value END"""
-
-
-def _mapped(source: str, *, shifted: bool, dedupe: bool, qc_only: bool) -> str:
-    """Readings of ``source`` mapped to segments and transformed (one row per reading)."""
-    ct = "(r.timestamp + to_microseconds(o.shift_us))" if shifted else "r.timestamp"
-    offsets = "JOIN file_offsets o ON o.file_id = r.file_id" if shifted else ""
-    rank = "JOIN file_rank k ON k.file_id = r.file_id" if dedupe else ""
-    extra = ", r.file_row_number AS frn, k.rank AS frank" if dedupe else ""
-    if qc_only:
-        columns = "s.ptid, s.qst"
-        only = "AND r.channel IN (SELECT channel FROM qc_channels)"
-    else:
-        columns = "s.sid, s.range_lo, s.range_hi"
-        only = ""
-    return f"""
-    SELECT r.timestamp, s.pkey, s.ptid, {columns},
-        {_VALUE} AS value,
-        r.value AS raw_value, r.file_id, {ct} AS ct{extra}
-    FROM {source} r {offsets} {rank}
-    LEFT JOIN seg s ON s.channel = r.channel
-        AND (NOT s.rstat_match OR s.rstat IS NOT DISTINCT FROM r.statistic)
-        AND {ct} >= s.f AND {ct} < s.t
-    WHERE s.ignored IS NOT TRUE {only}"""
-
-
-def _union(plain: bool, dedupe: bool, *, shifted: bool, qc_only: bool = False) -> str:
-    parts: list[str] = []
-    if plain:
-        parts.append(
-            _mapped("read_parquet($plain)", shifted=shifted, dedupe=False, qc_only=qc_only)
-        )
-    if dedupe:
-        inner = _mapped(
-            "read_parquet($dedupe, file_row_number = true)",
-            shifted=shifted,
-            dedupe=True,
-            qc_only=qc_only,
-        )
-        parts.append(
-            f"""
-    SELECT * EXCLUDE (frn, frank) FROM ({inner}) m
-    QUALIFY row_number() OVER (
-        PARTITION BY pkey, timestamp
-        ORDER BY raw_value IS NULL, frank DESC, frn DESC) = 1"""
-        )
-    return "\nUNION ALL\n".join(parts)
-
-
-def clean_sql(
-    *,
-    plain: bool,
-    dedupe: bool,
-    shifted: bool,
-    with_flags: bool,
-    with_hits: bool,
-    ordered: bool,
-) -> str:
-    """One chunk's query (parameters ``$plain``, ``$dedupe``).
-
-    Columns: ``timestamp``, ``sid`` (segment id: point, measurement type,
-    height and statistic follow from it), ``value``, ``raw_value``, ``fkey``
-    (manual flag set id * 16 + QC bits) and ``file_id``. ``ordered``: sorted
-    by time, then (point, statistic); else following the input files (an
-    order that is reproducible on one DuckDB thread only).
-    """
-    joins = ""
-    fkey = (
-        f"CASE WHEN u.value < u.range_lo OR u.value > u.range_hi "
-        f"THEN {QC_BITS[QC_RANGE]} ELSE 0 END"
-    )
-    if with_flags:
-        joins += """
-LEFT JOIN flag_iv f ON f.ptid = u.ptid AND (f.pkey = -1 OR f.pkey = u.pkey)
-    AND u.ct >= f.f AND u.ct < f.t"""
-        fkey += f" + coalesce(f.fid, 0) * {_QC_SPAN}"
-    if with_hits:
-        joins += """
-LEFT JOIN qc_hits h ON h.point = u.ptid AND h.timestamp = u.timestamp"""
-        fkey += " + coalesce(h.mask, 0)"
-    return f"""
-SELECT u.timestamp, u.sid, u.value, u.raw_value, ({fkey})::BIGINT AS fkey, u.file_id
-FROM ({_union(plain, dedupe, shifted=shifted)}) u{joins}
-{"ORDER BY u.timestamp, u.pkey, u.file_id" if ordered else ""}"""
-
-
-# ---------------------------------------------------------------- writing
-
-
-#: what is handed to the writer: text columns as dictionaries (written as plain
-#: Parquet strings; no Arrow schema is stored, so readers see CLEAN_SCHEMA)
-_WRITE_SCHEMA = pa.schema(
-    [
-        f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.type == pa.string() else f
-        for f in CLEAN_SCHEMA
-    ]
-)
-
-
-def _writer(path: Path) -> pq.ParquetWriter:
-    return pq.ParquetWriter(
-        path,
-        _WRITE_SCHEMA,
-        store_schema=False,
-        compression="zstd",
-        compression_level=1,  # level 3 buys nothing here and costs encode time
-        use_dictionary=[
-            "station", "point", "measurement_type", "height_m", "statistic", "value",
-            "raw_value", "flags.list.element",
-        ],
-        column_encoding={"timestamp": "DELTA_BINARY_PACKED", "file_id": "DELTA_BINARY_PACKED"},
-        write_statistics=True,
-        data_page_version="2.0",
-        write_page_index=False,
-    )  # fmt: skip
-
-
-class _Flags:
-    """Turns flag keys into the sorted flag-name lists of lake/clean."""
-
-    def __init__(self, sets: Sequence[tuple[str, ...]]) -> None:
-        self.sets = list(sets)
-        self.cache: dict[int, list[str]] = {}
-
-    def names(self, key: int) -> list[str]:
-        found = self.cache.get(key)
-        if found is None:
-            fid, bits = divmod(key, _QC_SPAN)
-            names = set(self.sets[fid - 1]) if fid else set()
-            names.update(n for n, b in QC_BITS.items() if bits & b)
-            found = self.cache[key] = sorted(names)
-        return found
-
-    def column(self, keys: pa.Array) -> pa.Array:
-        n = len(keys)
-        if n == 0 or pc.max(keys).as_py() == 0:
-            offsets = pa.array(np.zeros(n + 1, dtype=np.int32))
-            return pa.ListArray.from_arrays(offsets, pa.array([], pa.string())).cast(_FLAGS_TYPE)
-        unique = pc.unique(keys)
-        lists = pa.array([self.names(k) for k in unique.to_pylist()], _FLAGS_TYPE)
-        return pc.take(lists, pc.index_in(keys, value_set=unique))
-
-
-class _Converter:
-    """Turns a query batch into clean columns: segment ids become point,
-    measurement type, height and statistic; flag keys become flag lists.
-    Also keeps the counts of :class:`EngineResult`."""
-
-    def __init__(self, station: str, plan: _Plan, flag_sets: Sequence[tuple[str, ...]]) -> None:
-        self.station = station
-        self.plan = plan
-        self.flags = _Flags(flag_sets)
-        self.station_dict = pa.array([station], pa.string())
-        self.result = EngineResult()
-        self.points: set[int] = set()
-
-    def __call__(self, batch: pa.RecordBatch) -> pa.Table:
-        plan, n = self.plan, batch.num_rows
-        sid = batch.column("sid")
-        if sid.null_count:
-            raise CalibrateError(
-                f"{self.station}: readings of a channel or statistic the ledger does not "
-                f"list; re-parse the station's files"
-            )
-        keys = batch.column("fkey")
-        point_idx = pc.take(plan.point.indices, sid)
-        table = pa.Table.from_arrays(
-            [
-                pa.DictionaryArray.from_arrays(
-                    pa.array(np.zeros(n, dtype=np.int32)), self.station_dict
-                ),
-                batch.column("timestamp"),
-                pa.DictionaryArray.from_arrays(point_idx, plan.point.dictionary),
-                pa.DictionaryArray.from_arrays(
-                    pc.take(plan.measurement_type.indices, sid), plan.measurement_type.dictionary
-                ),
-                pc.take(plan.height_m, sid),
-                pa.DictionaryArray.from_arrays(
-                    pc.take(plan.statistic.indices, sid), plan.statistic.dictionary
-                ),
-                batch.column("value"),
-                batch.column("raw_value"),
-                self.flags.column(keys),
-                batch.column("file_id"),
-            ],
-            schema=_WRITE_SCHEMA,
-        )
-        r = self.result
-        r.rows += n
-        r.flagged += pc.sum(pc.not_equal(keys, 0)).as_py() or 0
-        self.points.update(pc.unique(point_idx).to_pylist())
-        lo, hi = (v.as_py() for v in pc.min_max(batch.column("timestamp")).values())
-        r.first_timestamp = lo if r.first_timestamp is None else min(lo, r.first_timestamp)
-        r.last_timestamp = hi if r.last_timestamp is None else max(hi, r.last_timestamp)
-        r.points = len(self.points)
-        return table
-
-
-def _produce(
-    readers: Iterator[pa.RecordBatchReader], convert: Callable[[pa.RecordBatch], pa.Table]
-) -> Iterator[pa.Table]:
-    """Run the chunk queries and the conversion on a second thread, so that
-    DuckDB computes the next batch while this thread encodes Parquet."""
-    q: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=4)
-    stop = threading.Event()
-
-    def put(item: pa.Table | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for reader in readers:
-                for batch in reader:
-                    if batch.num_rows and not put(convert(batch)):
-                        return
-            put(None)
-        except BaseException as exc:  # re-raised in the consuming thread
-            put(exc)
-
-    worker = threading.Thread(target=work, name="stationkit-calibrate-query", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
-def write_clean(tables: Iterator[pa.Table], target: Path) -> None:
-    """Write ``tables`` (``_WRITE_SCHEMA``) to ``target`` atomically, in row
-    groups of exactly ROW_GROUP_ROWS rows (the last one shorter)."""
-    with atomic_output(target) as tmp:
-        writer = _writer(tmp)
-        try:
-            pending: list[pa.Table] = []
-            pending_rows = 0
-            written = False
-            for table in tables:
-                pending.append(table)
-                pending_rows += table.num_rows
-                while pending_rows >= ROW_GROUP_ROWS:
-                    merged = pa.concat_tables(pending)
-                    writer.write_table(
-                        merged.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS
-                    )
-                    written = True
-                    rest = merged.slice(ROW_GROUP_ROWS)
-                    pending, pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
-            if pending:
-                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
-            elif not written:
-                writer.write_table(_WRITE_SCHEMA.empty_table())
-        finally:
-            writer.close()
-
-
-# ---------------------------------------------------------------- the build
-
-
-def _cover_channels(segments: Sequence[Segment], files: Sequence[ReadingsFile]) -> list[Segment]:
-    """Segments plus identity ones for channels the segments do not know at all."""
-    known = {s.channel for s in segments}
-    extra = sorted({name for f in files for name, _ in f.channels} - known)
-    return [
-        *segments,
-        *(Segment(n, n, None, None, None, None, None) for n in extra),
-    ]
-
-
-def calibrate_readings(
-    station: str,
-    files: Sequence[ReadingsFile],
-    segments: Sequence[Segment],
-    intervals: Sequence[FlagInterval],
-    qc: QcConfig,
-    output: Path,
-    *,
-    data_dir: Path,
-    temperature_point: str | None = None,
-    memory_limit: str = MEMORY_LIMIT,
-    threads: int | None = None,
-    chunk_readings: int = CHUNK_READINGS,
-) -> EngineResult:
-    """Build ``output`` (lake/clean Parquet) from readings, segments, flags and QC.
-
-    ``segments`` should cover every channel (see ``resolve_segments``; channels
-    it does not know become their own points); ``intervals`` are merged flag
-    intervals in logger time. The file appears atomically; the same inputs
-    give the same bytes.
-    """
-    with_rows = [f for f in files if f.first_ts is not None]
-    missing = [f.path for f in with_rows if not f.path.exists()]
-    if missing:
-        raise CalibrateError(
-            f"{missing[0]}: readings file missing (the ledger lists it); restore it, or "
-            f"remove its parse record so that `stationkit parse` writes it again"
-        )
-    segments = _cover_channels(segments, with_rows)
-    dedupe_ids = plan_dedupe(with_rows, segments)
-    chunks = plan_chunks(with_rows, dedupe_ids, chunk_readings)
-    offsets = {f.utc_offset_hours for f in with_rows}
-    shifted = len(offsets) > 1
-    shift = timedelta(hours=next(iter(offsets))) if len(offsets) == 1 else timedelta(0)
-    con = connect(data_dir, memory_limit=memory_limit, threads=threads)
-    ((workers,),) = con.execute("SELECT current_setting('threads')").fetchall()
-    try:
-        plan = _plan(segments, with_rows, shift, qc)
-        _load(con, "seg", plan.table)
-        if shifted:
-            _load(
-                con,
-                "file_offsets",
-                pa.table(
-                    {
-                        "file_id": pa.array([f.file_id for f in with_rows], pa.int64()),
-                        "shift_us": pa.array(
-                            [round(f.utc_offset_hours * 3_600_000_000) for f in with_rows],
-                            pa.int64(),
-                        ),
-                    }
-                ),
-            )
-        if dedupe_ids:
-            ranked = sorted(
-                (f for f in with_rows if f.file_id in dedupe_ids),
-                key=lambda f: (f.last_ts, f.file_id),
-            )
-            _load(
-                con,
-                "file_rank",
-                pa.table(
-                    {
-                        "file_id": pa.array([f.file_id for f in ranked], pa.int64()),
-                        "rank": pa.array(range(len(ranked)), pa.int64()),
-                    }
-                ),
-            )
-        flag_sets: list[tuple[str, ...]] = []
-        if intervals:
-            table, flag_sets = _intervals_table(intervals, plan, shift)
-            _load(con, "flag_iv", table)
-        hits = 0
-        if chunks:
-            rows_per_channel: dict[str, int] = {}
-            for f in with_rows:
-                per = f.readings // max(1, len(f.channels))
-                for name, _ in f.channels:
-                    rows_per_channel[name] = rows_per_channel.get(name, 0) + per
-            hits = _qc_hits(con, plan, qc, temperature_point, chunks, shifted, rows_per_channel)
-
-        def readers() -> Iterator[pa.RecordBatchReader]:
-            for chunk in chunks:
-                params: dict[str, Any] = {}
-                if chunk.plain:
-                    params["plain"] = list(chunk.plain)
-                if chunk.dedupe:
-                    params["dedupe"] = list(chunk.dedupe)
-                sql = clean_sql(
-                    plain=bool(chunk.plain),
-                    dedupe=bool(chunk.dedupe),
-                    shifted=shifted,
-                    with_flags=bool(flag_sets),
-                    with_hits=hits > 0,
-                    ordered=chunk.ordered,
-                )
-                # without ORDER BY the order is only reproducible on one thread
-                # (hash joins probed by several threads interleave their output)
-                con.execute(f"SET threads = {workers if chunk.ordered else 1}")
-                yield con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
-
-        convert = _Converter(station, plan, flag_sets)
-        write_clean(_produce(readers(), convert), output)
-        result = convert.result
-    finally:
-        con.close()
-    result.qc_hits = hits
-    result.deduplicated_files = len(dedupe_ids)
-    result.chunks = len(chunks)
-    log.info(
-        "%s: %d clean rows (%d flagged, %d points) in %d chunk(s); %d file(s) deduplicated, "
-        "%d QC hit(s)",
-        station,
-        result.rows,
-        result.flagged,
-        result.points,
-        len(chunks),
-        len(dedupe_ids),
-        hits,
-    )
-    return result
-
-
 def _qc_hits(
     con: Any,
     plan: _Plan,
     qc: QcConfig,
     temperature_point: str | None,
-    chunks: Sequence[Chunk],
+    plain: Sequence[str],
+    dedupe: Sequence[str],
+    window: tuple[datetime, datetime],
     shifted: bool,
     rows_per_channel: dict[str, int],
 ) -> int:
     """Build the ``qc_hits`` table (point id, timestamp, QC bits) for flat line,
-    spike and icing over the whole station; return its row count.
+    spike and icing over the rows of ``plain`` and ``dedupe`` in ``window``
+    (a batch and its QC context); return its row count.
 
     Points are taken in groups of about :data:`QC_GROUP_ROWS` rows so that
     the windows (sorted by point and time) fit in memory.
     """
     if not qc.enabled:
         return 0
+    gap = timedelta(minutes=qc.max_gap_minutes)
     types = qcmod.qc_types(qc)
     seg = plan.table
     mtypes = seg.column("measurement_type").to_pylist()
@@ -858,16 +416,14 @@ def _qc_hits(
             size = 0
         groups[-1].append(p)
         size += rows
-    plain = [f for c in chunks for f in c.plain]
-    dedupe = [f for c in chunks for f in c.dedupe]
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"lo": window[0], "hi": window[1]}
     if plain:
-        params["plain"] = plain
+        params["plain"] = list(plain)
     if dedupe:
-        params["dedupe"] = dedupe
+        params["dedupe"] = list(dedupe)
     base = f"""
     SELECT ptid AS point, qst AS st, timestamp, value, raw_value FROM (
-        {_union(bool(plain), bool(dedupe), shifted=shifted, qc_only=True)})"""
+        {union_sql(bool(plain), bool(dedupe), shifted=shifted, qc_only=True)})"""
     for n, group in enumerate(groups):
         _load(
             con,
@@ -886,6 +442,378 @@ def _qc_hits(
             channels |= channels_by_point[p]
         _load(con, "qc_channels", pa.table({"channel": pa.array(sorted(channels), pa.string())}))
         into = "CREATE OR REPLACE TEMP TABLE qc_hits AS" if n == 0 else "INSERT INTO qc_hits"
-        con.execute(f"{into} {qcmod.hits_sql(base)}", params)
+        con.execute(f"{into} {qcmod.hits_sql(base, gap)}", params)
     ((count,),) = con.execute("SELECT count(*) FROM qc_hits").fetchall()
     return int(count)
+
+
+# ---------------------------------------------------------------- conversion
+
+
+@dataclass
+class _Rows:
+    """Converted rows of one month, and what the summary needs of them."""
+
+    month: Month
+    table: pa.Table
+    sid: np.ndarray
+    stamps_us: np.ndarray
+    fkeys: np.ndarray
+
+
+class _Converter:
+    """Turns a query batch into clean columns: segment ids become point,
+    measurement type, height and statistic; flag keys become flag lists."""
+
+    def __init__(self, station: str, plan: _Plan, flags: FlagNames) -> None:
+        self.station = station
+        self.plan = plan
+        self.flags = flags
+        self.station_dict = pa.array([station], pa.string())
+        self.points: set[int] = set()
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.Table:
+        plan, n = self.plan, batch.num_rows
+        sid = batch.column("sid")
+        if sid.null_count:
+            raise CalibrateError(
+                f"{self.station}: readings of a channel or statistic the ledger does not "
+                f"list; re-parse the station's files"
+            )
+        point_idx = pc.take(plan.point.indices, sid)
+        self.points.update(pc.unique(point_idx).to_pylist())
+        return pa.Table.from_arrays(
+            [
+                pa.DictionaryArray.from_arrays(
+                    pa.array(np.zeros(n, dtype=np.int32)), self.station_dict
+                ),
+                batch.column("timestamp"),
+                pa.DictionaryArray.from_arrays(point_idx, plan.point.dictionary),
+                pa.DictionaryArray.from_arrays(
+                    pc.take(plan.measurement_type.indices, sid), plan.measurement_type.dictionary
+                ),
+                pc.take(plan.height_m, sid),
+                pa.DictionaryArray.from_arrays(
+                    pc.take(plan.statistic.indices, sid), plan.statistic.dictionary
+                ),
+                batch.column("value"),
+                batch.column("raw_value"),
+                self.flags.column(batch.column("fkey")),
+                batch.column("file_id"),
+            ],
+            schema=WRITE_SCHEMA,
+        )
+
+    def split(self, batch: pa.RecordBatch, months: Sequence[Month]) -> Iterator[_Rows]:
+        """The batch (sorted by time) cut at month boundaries, converted."""
+        stamps = batch.column("timestamp").cast(pa.int64()).to_numpy()
+        edges = np.array([_us(m.start) for m in months] + [_us(months[-1].end)], dtype=np.int64)
+        where = np.searchsorted(edges, stamps, side="right") - 1
+        cuts = np.flatnonzero(np.diff(where)) + 1
+        bounds = [0, *cuts.tolist(), len(stamps)]
+        for a, b in itertools.pairwise(bounds):
+            part = batch.slice(a, b - a)
+            yield _Rows(
+                month=months[int(where[a])],
+                table=self(part),
+                sid=part.column("sid").to_numpy(),
+                stamps_us=stamps[a:b],
+                fkeys=part.column("fkey").to_numpy(),
+            )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(t: datetime) -> int:
+    return (t - _EPOCH) // timedelta(microseconds=1)
+
+
+_Item = _Rows | Batch | BaseException | None
+
+
+def _produce(items: Iterator[_Rows | Batch]) -> Iterator[_Rows | Batch]:
+    """Run the queries and the conversion on a second thread, so that DuckDB
+    computes the next rows while this thread encodes Parquet."""
+    q: queue.Queue[_Item] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(item: _Item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(None)
+        except BaseException as exc:  # re-raised in the consuming thread
+            put(exc)
+
+    worker = threading.Thread(target=work, name="stationkit-calibrate-query", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+# ---------------------------------------------------------------- the build
+
+
+def _cover_channels(segments: Sequence[Segment], files: Sequence[ReadingsFile]) -> list[Segment]:
+    """Segments plus identity ones for channels the segments do not know at all."""
+    known = {s.channel for s in segments}
+    extra = sorted({name for f in files for name, _ in f.channels} - known)
+    return [
+        *segments,
+        *(Segment(n, n, None, None, None, None, None) for n in extra),
+    ]
+
+
+def partition_path(out_dir: Path, month: Month) -> Path:
+    return out_dir / month.file_name
+
+
+def calibrate_readings(
+    station: str,
+    files: Sequence[ReadingsFile],
+    segments: Sequence[Segment],
+    intervals: Sequence[FlagInterval],
+    qc: QcConfig,
+    out_dir: Path,
+    *,
+    months: Iterable[Month] | None = None,
+    data_dir: Path,
+    temperature_point: str | None = None,
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+    batch_readings: int = BATCH_READINGS,
+) -> EngineResult:
+    """Build the months of lake/clean in ``out_dir`` (``YYYY-MM.parquet``).
+
+    ``months``: the months to (re)build, default every month the files
+    reach. A month without rows gets no file (an existing one is removed).
+    ``segments`` should cover every channel (see ``resolve_segments``;
+    channels it does not know become their own points); ``intervals`` are
+    merged flag intervals in logger time. Each file appears atomically; the
+    same inputs give the same bytes.
+    """
+    with_rows = [f for f in files if f.first_ts is not None]
+    segments = _cover_channels(segments, with_rows)
+    margin = qcmod.margin(qc)
+    wanted = sorted(months_with_data(with_rows) if months is None else set(months))
+    inputs = inputs_by_month(with_rows, wanted, margin)
+    batches = plan_batches({m: fs for m, fs in inputs.items() if fs}, batch_readings)
+    needed = {f.file_id: f for b in batches for f in b.files}
+    missing = [f.path for f in needed.values() if not f.path.exists()]  # type: ignore[attr-defined]
+    if missing:
+        raise CalibrateError(
+            f"{missing[0]}: readings file missing (the ledger lists it); restore it, or "
+            f"remove its parse record so that `stationkit parse` writes it again"
+        )
+    offsets = {f.utc_offset_hours for f in with_rows}
+    shifted = len(offsets) > 1
+    shift = timedelta(hours=next(iter(offsets))) if len(offsets) == 1 else timedelta(0)
+    result = EngineResult(batches=len(batches))
+    for m in wanted:
+        result.partitions[m.key] = PartitionResult(m.key)
+    con = connect(data_dir, memory_limit=memory_limit, threads=threads)
+    try:
+        plan = _plan(segments, with_rows, shift, qc)
+        _load(con, "seg", plan.table)
+        flag_sets: list[tuple[str, ...]] = []
+        if intervals:
+            table, flag_sets = _intervals_table(intervals, plan, shift)
+            _load(con, "flag_iv", table)
+        convert = _Converter(station, plan, FlagNames(flag_sets))
+        dedupe_ids: set[int] = set()
+
+        def items() -> Iterator[_Rows | Batch]:
+            for batch in batches:
+                yield from _run_batch(
+                    con, batch, plan, qc, temperature_point, margin, shifted,
+                    bool(flag_sets), convert, segments, dedupe_ids, result,
+                )  # fmt: skip
+                yield batch
+
+        _write_months(_produce(items()), out_dir, plan, convert.flags, result)
+    finally:
+        con.close()
+    # months asked for that no file reaches any more: their old files go
+    for m in wanted:
+        if not inputs.get(m):
+            _remove(partition_path(out_dir, m))
+    result.points = len(convert.points)
+    result.deduplicated_files = len(dedupe_ids)
+    parts = [p for p in result.partitions.values() if p.rows]
+    result.rows = sum(p.rows for p in parts)
+    result.flagged = sum(p.flagged for p in parts)
+    if parts:
+        result.first_timestamp = min(p.first_timestamp for p in parts if p.first_timestamp)
+        result.last_timestamp = max(p.last_timestamp for p in parts if p.last_timestamp)
+    log.info(
+        "%s: %d clean rows (%d flagged, %d points) in %d month(s), %d batch(es); "
+        "%d file(s) deduplicated, %d QC hit(s)",
+        station,
+        result.rows,
+        result.flagged,
+        result.points,
+        len(wanted),
+        len(batches),
+        len(dedupe_ids),
+        result.qc_hits,
+    )
+    return result
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _run_batch(
+    con: Any,
+    batch: Batch,
+    plan: _Plan,
+    qc: QcConfig,
+    temperature_point: str | None,
+    margin: timedelta,
+    shifted: bool,
+    with_flags: bool,
+    convert: _Converter,
+    segments: Sequence[Segment],
+    dedupe_ids: set[int],
+    result: EngineResult,
+) -> Iterator[_Rows]:
+    """One batch's query, converted and cut into months."""
+    files: list[ReadingsFile] = list(batch.files)  # type: ignore[arg-type]
+    dedupe = plan_dedupe(files, segments)
+    dedupe_ids.update(dedupe)
+    plain_paths = [str(f.path) for f in files if f.file_id not in dedupe]
+    dedupe_paths = [str(f.path) for f in files if f.file_id in dedupe]
+    if shifted:
+        _load(
+            con,
+            "file_offsets",
+            pa.table(
+                {
+                    "file_id": pa.array([f.file_id for f in files], pa.int64()),
+                    "shift_us": pa.array(
+                        [round(f.utc_offset_hours * 3_600_000_000) for f in files], pa.int64()
+                    ),
+                }
+            ),
+        )
+    if dedupe:
+        ranked = sorted(
+            (f for f in files if f.file_id in dedupe), key=lambda f: (f.last_ts, f.file_id)
+        )
+        _load(
+            con,
+            "file_rank",
+            pa.table(
+                {
+                    "file_id": pa.array([f.file_id for f in ranked], pa.int64()),
+                    "rank": pa.array(range(len(ranked)), pa.int64()),
+                }
+            ),
+        )
+    window = (batch.start - margin, batch.end + margin)
+    rows_per_channel: dict[str, int] = {}
+    for f in files:
+        per = f.readings // max(1, len(f.channels))
+        for name, _ in f.channels:
+            rows_per_channel[name] = rows_per_channel.get(name, 0) + per
+    hits = _qc_hits(
+        con, plan, qc, temperature_point, plain_paths, dedupe_paths, window, shifted,
+        rows_per_channel,
+    )  # fmt: skip
+    result.qc_hits += hits
+    params: dict[str, Any] = {
+        "lo": window[0],
+        "hi": window[1],
+        "out_lo": batch.start,
+        "out_hi": batch.end,
+    }
+    if plain_paths:
+        params["plain"] = plain_paths
+    if dedupe_paths:
+        params["dedupe"] = dedupe_paths
+    sql = clean_sql(
+        plain=bool(plain_paths),
+        dedupe=bool(dedupe_paths),
+        shifted=shifted,
+        with_flags=with_flags,
+        with_hits=hits > 0,
+    )
+    for record_batch in con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
+        if record_batch.num_rows:
+            yield from convert.split(record_batch, batch.months)
+
+
+def _write_months(
+    items: Iterator[_Rows | Batch],
+    out_dir: Path,
+    plan: _Plan,
+    flags: FlagNames,
+    result: EngineResult,
+) -> None:
+    """Write each month's rows to its file; a month of a batch without rows
+    loses its file."""
+    writer: PartitionWriter | None = None
+    month: Month | None = None
+    written: set[Month] = set()
+    try:
+        for item in items:
+            if isinstance(item, Batch):
+                if writer is not None and month is not None:
+                    _close(writer, month, plan, flags, result)
+                    writer = month = None
+                for m in item.months:
+                    if m not in written:
+                        _remove(partition_path(out_dir, m))
+                        result.partitions[m.key] = PartitionResult(m.key)
+                continue
+            if item.month != month:
+                if writer is not None and month is not None:
+                    _close(writer, month, plan, flags, result)
+                month = item.month
+                writer = PartitionWriter(partition_path(out_dir, month))
+                written.add(month)
+            assert writer is not None
+            writer.write(item.table)
+            writer.summary.add(item.sid, item.stamps_us, item.fkeys)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+
+def _close(
+    writer: PartitionWriter, month: Month, plan: _Plan, flags: FlagNames, result: EngineResult
+) -> None:
+    summary = writer.summary
+    writer.close(summary.document(plan.columns, flags))
+    lo = min(v[1] for v in summary.by_segment.values())
+    hi = max(v[2] for v in summary.by_segment.values())
+    result.partitions[month.key] = PartitionResult(
+        month.key,
+        rows=summary.rows,
+        flagged=summary.flagged,
+        path=writer.target,
+        first_timestamp=_EPOCH + timedelta(microseconds=lo),
+        last_timestamp=_EPOCH + timedelta(microseconds=hi),
+    )

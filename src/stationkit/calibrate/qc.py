@@ -19,6 +19,13 @@ i.e. channels without metadata, get no automatic flags):
     least K identical values. All statistics of the stuck wind speed or
     direction point at that time.
 
+The window rules (flat line, spike, icing runs) link a record to the record
+before it only when the two are at most ``max_gap_minutes`` apart (default
+360): a longer gap without records ends a run, and a spike needs
+neighbours on both sides within it. So a record's flags never depend on data
+far away in time, and lake/clean can be rebuilt a month at a time
+(:func:`margin`).
+
 Defaults (:data:`DEFAULT_RANGES`, :data:`DEFAULT_FLATLINE`,
 :data:`DEFAULT_SPIKE`, icing below 2 degC with K = 3) assume the IEA default
 units (m/s, deg, degC, %, hPa, kg/m^3, mm, W/m^2, V); stations.toml replaces
@@ -33,6 +40,7 @@ them per measurement type::
     wind_speed = 12
     [stations.M001.qc.spike]            # measurement type = D in its unit (0 disables)
     air_temperature = 4
+    max_gap_minutes = 360               # a longer gap ends a run
     [stations.M001.qc.icing]
     enabled = true
     temperature_point = "T2m"           # default: the highest air_temperature point
@@ -44,6 +52,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from stationkit.calibrate.metadata import MEASUREMENT_TYPES, StationMetadata
 from stationkit.config import StationConfig
@@ -91,6 +100,8 @@ DEFAULT_SPIKE: Mapping[str, float] = {
     "relative_humidity": 30.0,
 }
 ICING_TYPES = ("wind_speed", "wind_direction")
+#: records further apart than this do not form runs or neighbours [min]
+DEFAULT_MAX_GAP_MINUTES = 360.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ class QcConfig:
     icing_temperature_point: str | None = None
     icing_below_c: float = 2.0
     icing_steps: int = 3
+    #: records further apart than this are not neighbours for the window rules [min]
+    max_gap_minutes: float = DEFAULT_MAX_GAP_MINUTES
 
     def range_for(
         self, measurement_type: str | None, statistic: str | None
@@ -189,7 +202,8 @@ def parse_qc_config(station: StationConfig) -> QcConfig:
         below = below if value is None else value
         steps = t.integer("steps", steps, minimum=2, maximum=100_000)
         t.done(("enabled", "temperature_point", "below", "steps"))
-    s.done(("enabled", "range", "flatline", "spike", "icing"))
+    gap = s.number("max_gap_minutes", lo=0.001, hi=366 * 24 * 60, unit=" min")
+    s.done(("enabled", "range", "flatline", "spike", "icing", "max_gap_minutes"))
     return QcConfig(
         enabled=True if enabled is None else enabled,
         ranges=ranges,
@@ -199,6 +213,7 @@ def parse_qc_config(station: StationConfig) -> QcConfig:
         icing_temperature_point=point,
         icing_below_c=below,
         icing_steps=steps,
+        max_gap_minutes=DEFAULT_MAX_GAP_MINUTES if gap is None else gap,
     )
 
 
@@ -223,6 +238,23 @@ def qc_types(cfg: QcConfig) -> set[str]:
     return types
 
 
+def margin(cfg: QcConfig) -> timedelta:
+    """How far the window rules look before and after a record.
+
+    A run of N records linked by gaps of at most ``max_gap`` spans at most
+    (N - 1) gaps; a spike looks one gap each way. Rows further than this
+    from a period cannot change its flags.
+    """
+    types = qc_types(cfg)
+    if not types:
+        return timedelta(0)
+    steps = [2]
+    steps += [n for t, n in cfg.flatline.items() if t in types]
+    if cfg.icing:
+        steps.append(cfg.icing_steps)
+    return timedelta(minutes=cfg.max_gap_minutes) * max(steps)
+
+
 #: bits of the QC mask the engine carries per row
 QC_BITS: Mapping[str, int] = {QC_FLATLINE: 1, QC_SPIKE: 2, QC_ICING: 4, QC_RANGE: 8}
 
@@ -231,7 +263,7 @@ QC_BITS: Mapping[str, int] = {QC_FLATLINE: 1, QC_SPIKE: 2, QC_ICING: 4, QC_RANGE
 AVG, SD = 1, 2
 
 
-def hits_sql(base: str) -> str:
+def hits_sql(base: str, max_gap: timedelta) -> str:
     """SQL for the flat-line, spike and icing hits over the relation ``base``.
 
     ``base`` yields ``point`` (an integer point id), ``st`` (:data:`AVG` or
@@ -241,8 +273,11 @@ def hits_sql(base: str) -> str:
     spike, icing)`` (one row per point the rules look at; 0 disables a rule)
     and ``qc_temperature(point, below)`` (zero or one row). The result has one
     row per (point, timestamp) hit with the OR of the :data:`QC_BITS` of its
-    flags in ``mask``.
+    flags in ``mask``. Records more than ``max_gap`` apart are not neighbours.
     """
+    gap_us = round(max_gap / timedelta(microseconds=1))
+    near = f"epoch_us(timestamp) - epoch_us(lag(timestamp) OVER w) <= {gap_us}"
+    near_next = f"epoch_us(lead(timestamp) OVER w) - epoch_us(timestamp) <= {gap_us}"
     return f"""
 WITH base AS ({base}),
 avg_rows AS (
@@ -251,9 +286,9 @@ avg_rows AS (
 ),
 neighbours AS (
     SELECT *,
-        CASE WHEN raw_value = lag(raw_value) OVER w THEN 0 ELSE 1 END AS brk,
-        lag(value) OVER w AS prev_value,
-        lead(value) OVER w AS next_value
+        CASE WHEN raw_value = lag(raw_value) OVER w AND {near} THEN 0 ELSE 1 END AS brk,
+        CASE WHEN {near} THEN lag(value) OVER w END AS prev_value,
+        CASE WHEN {near_next} THEN lead(value) OVER w END AS next_value
     FROM avg_rows
     WINDOW w AS (PARTITION BY point ORDER BY timestamp)
 ),

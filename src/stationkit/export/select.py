@@ -1,8 +1,10 @@
 """Reading lake/clean for an export or a report, in bounded memory.
 
 Whatever the layout of ``lake/clean/station=<id>/`` (one Parquet per month,
-per build, or one per station), every ``*.parquet`` below it is read with
-polars' lazy scanner. Work is done one *window* at a time: calendar months
+as the calibrate stage writes it, or any other), every ``*.parquet`` below it
+is read with polars' lazy scanner. Month files (``YYYY-MM.parquet``) carry a
+summary in their footer (:mod:`stationkit.calibrate.writer`): a month inside
+the selection is catalogued from it without reading its rows. Work is done one *window* at a time: calendar months
 in the export's time zone, split into whole days when a month holds more
 than :data:`CHUNK_ROWS` readings. Each window reads only the files whose
 timestamp statistics overlap it (and polars skips row groups the same way),
@@ -23,6 +25,7 @@ are never measurements: they are missing too.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import tempfile
@@ -37,6 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stationkit.atomic import TMP_PREFIX
+from stationkit.calibrate.partition import month_of_name
+from stationkit.calibrate.writer import SUMMARY_KEY
 from stationkit.errors import StationkitError
 from stationkit.export.labels import Column, make_columns
 
@@ -177,27 +182,93 @@ def _check_schema(files: Sequence[Path]) -> None:
             )
 
 
+_KIND_SCHEMA: dict[str, pl.DataType] = {
+    "point": pl.String(),
+    "statistic": pl.String(),
+    "measurement_type": pl.String(),
+    "height_m": pl.Float64(),
+    "n": pl.UInt32(),
+    "first": pl.Datetime("us", "UTC"),
+    "last": pl.Datetime("us", "UTC"),
+}
+
+
+def _summarised(path: Path, sel: Selection) -> tuple[pl.DataFrame, set[str]] | None:
+    """What a month file's footer says it holds, when the selection takes
+    the whole month; else None (the rows must be read)."""
+    month = month_of_name(path.name)
+    if month is None:
+        return None
+    if (sel.start is not None and sel.start > month.start) or (
+        sel.end is not None and sel.end < month.end
+    ):
+        return None
+    md = pq.read_metadata(path).metadata or {}
+    text = md.get(SUMMARY_KEY)
+    if text is None:
+        return None
+    doc = json.loads(text)
+    rows = [c for c in doc["columns"] if not sel.points or c[0] in sel.points]
+    frame = pl.DataFrame(
+        {
+            "point": [c[0] for c in rows],
+            "statistic": [c[1] for c in rows],
+            "measurement_type": [c[2] for c in rows],
+            "height_m": [c[3] for c in rows],
+            "n": [c[4] for c in rows],
+            "first": [_utc(c[5]) for c in rows],
+            "last": [_utc(c[6]) for c in rows],
+        },
+        schema=_KIND_SCHEMA,
+    )
+    return frame, {f for c in rows for f in c[7]}
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def read_catalog(
     files: Sequence[Path], sel: Selection, *, step: timedelta | None = None
 ) -> Catalog:
     """The columns, flags and time range of ``sel`` in ``files``.
 
     A (point, statistic) whose type or height changed over time takes the
-    newest one. ``step`` overrides the inferred averaging period.
+    newest one. ``step`` overrides the inferred averaging period. Month files
+    the selection takes whole are catalogued from their footer summaries.
     """
     if not files:
         return Catalog((), (), None, None, 0, step or timedelta(minutes=10))
     _check_schema(files)
-    lf = _scan(files).filter(*_filters(sel)) if _filters(sel) else _scan(files)
-    per_kind = (
-        lf.group_by("point", "statistic", "measurement_type", "height_m")
-        .agg(
-            pl.len().alias("n"),
-            pl.col(TIMESTAMP).min().alias("first"),
-            pl.col(TIMESTAMP).max().alias("last"),
+    kinds: list[pl.DataFrame] = []
+    flag_names: set[str] = set()
+    scanned: list[Path] = []
+    for path in files:
+        found = _summarised(path, sel)
+        if found is None:
+            scanned.append(path)
+        else:
+            kinds.append(found[0])
+            flag_names |= found[1]
+    if scanned:
+        lf = _scan(scanned).filter(*_filters(sel)) if _filters(sel) else _scan(scanned)
+        kinds.append(
+            lf.group_by("point", "statistic", "measurement_type", "height_m")
+            .agg(
+                pl.len().cast(pl.UInt32).alias("n"),
+                pl.col(TIMESTAMP).min().alias("first"),
+                pl.col(TIMESTAMP).max().alias("last"),
+            )
+            .collect()
+            .cast(_KIND_SCHEMA)  # type: ignore[arg-type]
         )
-        .collect()
-    )
+        flag_names.update(
+            lf.select(pl.col("flags").explode().drop_nulls().unique())
+            .collect()
+            .get_column("flags")
+            .to_list()
+        )
+    per_kind = pl.concat(kinds).filter(pl.col("n") > 0)
     # a (point, statistic) whose type or height changed: the newest wins
     per_column = (
         per_kind.sort("last", "measurement_type", "height_m", nulls_last=False)
@@ -205,17 +276,10 @@ def read_catalog(
         .agg(
             pl.col("measurement_type").last(),
             pl.col("height_m").last(),
-            pl.col("n").sum(),
+            pl.col("n").cast(pl.Int64).sum(),
             pl.col("first").min(),
             pl.col("last").max(),
         )
-    )
-    flags = (
-        lf.select(pl.col("flags").explode().drop_nulls().unique())
-        .collect()
-        .get_column("flags")
-        .sort()
-        .to_list()
     )
     keys = [
         (r["point"], r["statistic"], r["measurement_type"], r["height_m"])
@@ -227,15 +291,25 @@ def read_catalog(
     assert first is None or isinstance(first, datetime)
     assert last is None or isinstance(last, datetime)
     if step is None:
+        early = [p for p in files if _may_hold(p, first)]
+        lf = _scan(early).filter(*_filters(sel)) if _filters(sel) else _scan(early)
         step = _infer_step(lf, first)
     return Catalog(
         columns=columns,
-        flags=tuple(flags),
+        flags=tuple(sorted(flag_names)),
         first=first,
         last=last,
         rows=int(per_column.get_column("n").sum()) if per_column.height else 0,
         step=step,
     )
+
+
+def _may_hold(path: Path, first: datetime | None) -> bool:
+    """Whether ``path`` may hold rows of the 30 days from ``first`` (step inference)."""
+    month = month_of_name(path.name)
+    if month is None or first is None:
+        return True
+    return month.start < first + timedelta(days=30) and month.end > first
 
 
 def _infer_step(lf: pl.LazyFrame, first: datetime | None) -> timedelta:
@@ -502,6 +576,7 @@ def iter_chunks(
     *,
     with_flags: bool = False,
     scratch: Path | None = None,
+    windows: Sequence[Window] | None = None,
 ) -> Iterator[tuple[Window, pl.DataFrame]]:
     """Each window's readings, in no particular order (see :func:`sort_chunk`).
 
@@ -517,10 +592,16 @@ def iter_chunks(
     temporary Arrow file per window below ``scratch`` (default: the system's
     temporary folder), in one pass, row group by row group. Memory stays at
     about one row group plus one window either way.
+
+    ``windows`` (in time order, not overlapping) replaces the planned ones.
     """
     plan = _Plan.make(sel, catalog, with_flags)
     spans = _spans(files)
-    wins, bucketed = plan_windows(sel, catalog, spans)
+    if windows is None:
+        wins, bucketed = plan_windows(sel, catalog, spans)
+    else:
+        wins = list(windows)
+        bucketed = read_amplification(spans, wins) > MAX_AMPLIFICATION
     if bucketed:
         yield from _bucketed(plan, spans, wins, scratch)
         return

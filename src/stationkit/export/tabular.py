@@ -23,6 +23,7 @@ as field metadata; writes are deterministic (no wall-clock metadata).
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -92,6 +93,48 @@ def to_long(chunk: pl.DataFrame, columns: pl.DataFrame, station: str) -> pl.Data
         .with_columns(pl.lit(station, pl.String).alias("station"))
         .select(LONG_COLUMNS)
     )
+
+
+def _csv_bytes(frame: pl.DataFrame, utc_offset_hours: float) -> bytes:
+    buf = io.BytesIO()
+    _write_csv(frame, buf, utc_offset_hours)
+    return buf.getvalue()
+
+
+def csv_wide_header(columns: Sequence[Column]) -> bytes:
+    """The header line of a wide CSV."""
+    buf = io.BytesIO()
+    labels = [c.label for c in columns]
+    pl.DataFrame(schema={TIMESTAMP: pl.String, **dict.fromkeys(labels, pl.String)}).write_csv(
+        buf, include_header=True
+    )
+    return buf.getvalue()
+
+
+def render_csv_wide(wide: pl.DataFrame, labels: Sequence[str], utc_offset_hours: float) -> bytes:
+    """The lines of a wide frame in a wide CSV."""
+    if wide.height == 0:
+        return b""
+    return _csv_bytes(wide.select(TIMESTAMP, *labels), utc_offset_hours)
+
+
+def csv_long_header() -> bytes:
+    """The header line of a long CSV."""
+    buf = io.BytesIO()
+    pl.DataFrame(schema=dict.fromkeys(LONG_COLUMNS, pl.String)).write_csv(buf, include_header=True)
+    return buf.getvalue()
+
+
+def render_csv_long(
+    chunk: pl.DataFrame, columns: pl.DataFrame, station: str, utc_offset_hours: float
+) -> bytes:
+    """The lines of a chunk (timestamp, col, value, flags) in a long CSV."""
+    if chunk.height == 0:
+        return b""
+    long = to_long(chunk, columns, station).with_columns(
+        pl.when(pl.col("flags").list.len() > 0).then(pl.col("flags").list.join(FLAG_SEPARATOR))
+    )
+    return _csv_bytes(long, utc_offset_hours)
 
 
 class CsvWideWriter:

@@ -43,6 +43,7 @@ Every flag is logged, excluded or not.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,18 +132,27 @@ class WindographerWriter:
         """Append the rows of one wide frame (``timestamp`` + one column per label)."""
         if wide.height == 0:
             return
-        wide.select(TIMESTAMP, *self.labels).write_csv(
-            self.fh,
-            include_header=False,
-            separator=SEPARATOR,
-            line_terminator=NEWLINE,
-            datetime_format=TIME_FORMAT,
-            float_scientific=False,
-            float_precision=None,
-            null_value=self.missing_marker,
-            quote_style="never",
-        )
+        self.fh.write(render_rows(wide, self.labels, self.missing_marker))
         self.rows += wide.height
+
+
+def render_rows(wide: pl.DataFrame, labels: Sequence[str], missing_marker: str = "") -> bytes:
+    """The data lines of a wide frame (``timestamp`` + the ``labels`` columns)."""
+    if wide.height == 0:
+        return b""
+    buf = io.BytesIO()
+    wide.select(TIMESTAMP, *labels).write_csv(
+        buf,
+        include_header=False,
+        separator=SEPARATOR,
+        line_terminator=NEWLINE,
+        datetime_format=TIME_FORMAT,
+        float_scientific=False,
+        float_precision=None,
+        null_value=missing_marker,
+        quote_style="never",
+    )
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------- flagging log
@@ -174,6 +184,14 @@ def _merge_runs(runs: pl.LazyFrame, step: timedelta) -> pl.LazyFrame:
         )
         .select(list(_RUNS_SCHEMA))
     )
+
+
+def merge_run_tables(tables: Sequence[pl.DataFrame], step: timedelta) -> pl.DataFrame:
+    """Runs gathered separately (a month each) as the runs of the whole, joining
+    runs of a (column, flag) that continue across the pieces."""
+    if not tables:
+        return pl.DataFrame(schema=_RUNS_SCHEMA)
+    return _merge_runs(pl.concat([t.lazy() for t in tables]), step).collect()
 
 
 @dataclass
@@ -217,6 +235,11 @@ class FlagLog:
         """Every run: col, flag, start, last (the last flagged step), steps;
         by start, flag, column."""
         return pl.concat([*self._closed, self._open]).sort("start", "flag", COL, "last")
+
+    def set_runs(self, runs: pl.DataFrame) -> None:
+        """Take runs gathered elsewhere (see :func:`merge_run_tables`) as this log's."""
+        self._closed = [runs.select(list(_RUNS_SCHEMA))]
+        self._open = pl.DataFrame(schema=_RUNS_SCHEMA)
 
     def write(self, fh: IO[bytes]) -> int:
         """Write the log in Windographer's format; returns the number of runs."""

@@ -1,20 +1,30 @@
-"""The calibrate stage: one station's lake/readings into lake/clean.
+"""The calibrate stage: one station's lake/readings into lake/clean, a month at a time.
 
-    lake/clean/station=<id>/clean.parquet
+    lake/clean/station=<id>/2024-01.parquet      one file per UTC month (see
+                                                 stationkit.calibrate.partition)
 
-One file per station, replaced atomically by each build: every row of it was
-computed from the same inputs (flags and QC windows span months, a metadata
-change touches every month), readers never see a mix of two builds, and
-exports still read only the months they need because rows follow the input
-files' time order and every row group carries timestamp statistics.
+Incremental at two levels:
 
-Incremental: a build is skipped when its fingerprint is unchanged and the
-file exists. The fingerprint covers the current readings outputs (file id,
-sha256 and parse time from the ledger), the station's time settings, the
-``points``/``sensors``/``flags``/``qc`` sections of stations.toml, the content
-of the metadata document, of calibration certificates and flag files it
-names, the Windographer flagging logs among the station's files, and the
-stationkit and engine versions.
+1. **station**: a fingerprint of everything a build reads -- the current
+   readings outputs (file id, sha256, span and clock settings from the
+   ledger), the station's time settings, the ``points``/``sensors``/
+   ``flags``/``qc`` sections of stations.toml, the content of the metadata
+   document, of calibration certificates and flag files it names, the
+   Windographer flagging logs among the station's files, and the stationkit
+   and engine versions. Unchanged, and every month's file present: nothing
+   is read (the no-op run of a cron job).
+2. **month**: otherwise each month gets a fingerprint of exactly what its
+   rows depend on -- the station's setup (resolved segments, QC settings,
+   icing reference), the readings files reaching the month or its QC context,
+   and the flag intervals reaching the month. Only months whose fingerprint
+   changed are rebuilt: a new daily file rebuilds its month (and a neighbour
+   when it lies within the QC context of a month boundary), a late file for
+   a month long past rebuilds that month, a metadata change rebuilds them all.
+
+The fingerprints are in the ledger (``builds`` for the station, ``partitions``
+per month); each month's file is written atomically before its row is
+recorded, so a build killed at any point is finished by the next one with
+the same bytes.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from stationkit.calibrate.engine import (
 )
 from stationkit.calibrate.flags import (
     FlagConfig,
+    FlagInterval,
     is_flag_log,
     load_flags,
     merge_flags,
@@ -51,10 +62,17 @@ from stationkit.calibrate.metadata import (
     load_station_metadata,
     resolve_segments,
 )
+from stationkit.calibrate.partition import (
+    Month,
+    inputs_by_month,
+    month_of_name,
+    months_with_data,
+)
 from stationkit.calibrate.qc import QcConfig, parse_qc_config
+from stationkit.calibrate.qc import margin as qc_margin
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
-from stationkit.ledger import Ledger
+from stationkit.ledger import Ledger, iso
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +85,9 @@ def clean_dir(data_dir: Path, station: str) -> Path:
     return data_dir / "lake" / "clean" / f"station={station}"
 
 
-def clean_path(data_dir: Path, station: str) -> Path:
-    return clean_dir(data_dir, station) / "clean.parquet"
+def clean_path(data_dir: Path, station: str, month: str) -> Path:
+    """The file of one month (``YYYY-MM``) of a station's lake/clean."""
+    return clean_dir(data_dir, station) / f"{month}.parquet"
 
 
 @dataclass
@@ -79,13 +98,18 @@ class CalibrateSummary:
     built: bool = False
     #: inputs unchanged since the last build: nothing was done
     up_to_date: bool = False
+    #: rows, flagged rows and points of the months built
     rows: int = 0
     flagged: int = 0
     points: int = 0
     files: int = 0
     deduplicated_files: int = 0
     qc_hits: int = 0
+    #: the station's lake/clean folder
     output: str | None = None
+    #: months rebuilt (YYYY-MM) and months the station has
+    months_built: list[str] = field(default_factory=list)
+    months: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,6 +125,8 @@ class StationInputs:
     #: Windographer flagging logs among the station's files: (path, display name)
     logs: tuple[tuple[Path, str], ...]
     fingerprint: str
+    #: file id -> what identifies its readings (part of month fingerprints)
+    identities: dict[int, list[Any]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- ledger -> inputs
@@ -197,6 +223,7 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
     files: list[ReadingsFile] = []
     channels: dict[str, ChannelFacts] = {}
     readings_fp: list[Any] = []
+    identities: dict[int, list[Any]] = {}
     seen: dict[str, dict[str, ChannelFacts]] = {}
     rows = [r for r in ledger.parse_rows(station.id, "ok") if r["output"]]
     # by time: the facts (height, vendor slope) of the file with the latest data win
@@ -229,17 +256,17 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
         )
         # what the readings are, never when they were made: a re-parse under other
         # clock settings moves first/last; same inputs give the same fingerprint
-        readings_fp.append(
-            [
-                row["file_id"],
-                file_row.sha256,
-                row["output"],
-                row["first_ts"],
-                row["last_ts"],
-                row["readings"],
-                time,
-            ]
-        )
+        identity = [
+            row["file_id"],
+            file_row.sha256,
+            row["output"],
+            row["first_ts"],
+            row["last_ts"],
+            row["readings"],
+            time,
+        ]
+        identities[row["file_id"]] = identity
+        readings_fp.append(identity)
     logs: list[tuple[Path, str]] = []
     logs_fp: list[Any] = []
     for row in ledger.parse_rows(station.id, "skipped"):
@@ -277,10 +304,13 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
         "readings": readings_fp,
         "logs": logs_fp,
     }
-    digest = hashlib.sha256(
-        json.dumps(state, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return StationInputs(tuple(files), channels, tuple(logs), _digest(state), identities)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(value, sort_keys=True, default=str, separators=(",", ":")).encode()
     ).hexdigest()
-    return StationInputs(tuple(files), channels, tuple(logs), digest)
 
 
 # ---------------------------------------------------------------- the stage
@@ -295,32 +325,41 @@ def calibrate_station(
     memory_limit: str = MEMORY_LIMIT,
     threads: int | None = None,
 ) -> CalibrateSummary:
-    """Build lake/clean for ``station`` unless its inputs are unchanged.
+    """Bring lake/clean of ``station`` up to date, rebuilding only changed months.
 
-    Raises :class:`~stationkit.errors.ConfigError` for invalid metadata, flags
-    or QC settings (recorded in the ledger's events too); nothing is written
-    then and the previous clean file stays.
+    ``force`` rebuilds every month. Raises
+    :class:`~stationkit.errors.ConfigError` for invalid metadata, flags or QC
+    settings (recorded in the ledger's events too); nothing is written then
+    and the previous clean files stay.
     """
     summary = CalibrateSummary(station.id)
-    out = clean_path(config.data_dir, station.id)
-    summary.output = out.relative_to(config.data_dir).as_posix()
+    folder = clean_dir(config.data_dir, station.id)
+    summary.output = folder.relative_to(config.data_dir).as_posix()
     inputs = gather_inputs(config, station, ledger)
     summary.files = len(inputs.files)
+    recorded = ledger.partitions(station.id)
+    summary.months = sum(1 for r in recorded.values() if r["rows"])
     if (
         not force
-        and out.exists()
         and ledger.build_fingerprint(station.id, STAGE) == inputs.fingerprint
+        and _files_present(config.data_dir, recorded)
     ):
         summary.up_to_date = True
         log.info("%s: clean data up to date, nothing to do", station.id)
         return summary
     try:
-        summary = _build(config, station, ledger, inputs, summary, out, memory_limit, threads)
+        summary = _build(
+            config, station, ledger, inputs, summary, recorded, force, memory_limit, threads
+        )
     except StationkitError as exc:
         ledger.event(STAGE, str(exc), station=station.id)
         raise
     ledger.record_build(station.id, STAGE, inputs.fingerprint)
     return summary
+
+
+def _files_present(data_dir: Path, recorded: dict[str, Any]) -> bool:
+    return all(r["output"] is None or (data_dir / r["output"]).exists() for r in recorded.values())
 
 
 def point_statistics(
@@ -358,7 +397,8 @@ def _build(
     ledger: Ledger,
     inputs: StationInputs,
     summary: CalibrateSummary,
-    out: Path,
+    recorded: dict[str, Any],
+    force: bool,
     memory_limit: str,
     threads: int | None,
 ) -> CalibrateSummary:
@@ -375,27 +415,107 @@ def _build(
             f"qc.icing.temperature_point: no point named {temperature!r}; icing is not checked"
         )
         temperature = None
-    result = calibrate_readings(
-        station.id,
-        inputs.files,
-        segments,
-        intervals,
-        qc,
-        out,
-        data_dir=config.data_dir,
-        temperature_point=temperature,
-        memory_limit=memory_limit,
-        threads=threads,
-    )
     for w in warnings:
         # settings problems, not data problems: `stationkit check` shows them;
         # a warning here would repeat on every hourly build
         log.info("%s: %s", station.id, w)
-    summary.built = True
-    summary.rows = result.rows
-    summary.flagged = result.flagged
-    summary.points = result.points
-    summary.deduplicated_files = result.deduplicated_files
-    summary.qc_hits = result.qc_hits
     summary.warnings = warnings
+
+    data_dir = config.data_dir
+    folder = clean_dir(data_dir, station.id)
+    setup = _digest(
+        {
+            "engine": ENGINE_VERSION,
+            "stationkit": __version__,
+            "station": station.id,
+            "segments": [asdict(s) for s in segments],
+            "qc": asdict(qc),
+            "temperature": temperature,
+        }
+    )
+    months = months_with_data(inputs.files)
+    by_month = inputs_by_month(inputs.files, months, qc_margin(qc))
+    fingerprints = {
+        m.key: _digest(
+            {
+                "setup": setup,
+                "files": [inputs.identities[f.file_id] for f in by_month[m]],
+                "flags": _flags_reaching(intervals, m),
+            }
+        )
+        for m in months
+    }
+    stale = [m for m in sorted(recorded) if m not in fingerprints]
+    todo = [
+        m
+        for m in sorted(months)
+        if force
+        or m.key not in recorded
+        or recorded[m.key]["fingerprint"] != fingerprints[m.key]
+        or (
+            recorded[m.key]["output"] is not None
+            and not (data_dir / recorded[m.key]["output"]).exists()
+        )
+    ]
+    summary.months = len(months)
+    if todo:
+        result = calibrate_readings(
+            station.id,
+            inputs.files,
+            segments,
+            intervals,
+            qc,
+            folder,
+            months=todo,
+            data_dir=data_dir,
+            temperature_point=temperature,
+            memory_limit=memory_limit,
+            threads=threads,
+        )
+        for m in todo:
+            part = result.partitions[m.key]
+            ledger.record_partition(
+                station.id,
+                m.key,
+                fingerprint=fingerprints[m.key],
+                rows=part.rows,
+                first_ts=iso(part.first_timestamp) if part.first_timestamp else None,
+                last_ts=iso(part.last_timestamp) if part.last_timestamp else None,
+                output=part.path.relative_to(data_dir).as_posix() if part.path else None,
+            )
+        summary.rows = result.rows
+        summary.flagged = result.flagged
+        summary.points = result.points
+        summary.deduplicated_files = result.deduplicated_files
+        summary.qc_hits = result.qc_hits
+    summary.months_built = [m.key for m in todo]
+    # months no readings file reaches any more, and files of other layouts
+    keep = {f"{m.key}.parquet" for m in months}
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if (
+                path.suffix == ".parquet"
+                and path.name not in keep
+                and (month_of_name(path.name) is not None or path.name == LEGACY_NAME)
+            ):
+                path.unlink(missing_ok=True)
+    if stale:
+        ledger.forget_partitions(station.id, stale)
+    summary.built = bool(todo or stale)
     return summary
+
+
+#: the one-file layout of stationkit before months (removed when a station is rebuilt)
+LEGACY_NAME = "clean.parquet"
+
+
+def _flags_reaching(intervals: Sequence[FlagInterval], month: Month) -> list[Any]:
+    """The flag intervals (logger time) that may hit rows of ``month`` (UTC):
+    a day of slack on each side covers any logger's UTC offset."""
+    lo = (month.start - timedelta(days=1)).replace(tzinfo=None)
+    hi = (month.end + timedelta(days=1)).replace(tzinfo=None)
+    return [
+        [i.point, i.statistic, i.start, i.end, list(i.flags)]
+        for i in intervals
+        if (i.start is None or i.start < hi) and (i.end is None or i.end > lo)
+    ]

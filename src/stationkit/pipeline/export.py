@@ -34,19 +34,29 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from stationkit import __version__
 from stationkit.atomic import TMP_PREFIX, atomic_output, sha256_file
 from stationkit.config import Config, StationConfig
 from stationkit.errors import ConfigError
+from stationkit.export.assemble import (
+    Assembly,
+    CleanPart,
+    Piece,
+    RunCache,
+    TextTarget,
+    ZipMember,
+    file_stamp,
+    open_previous,
+    plan_pieces,
+    previous_zip,
+)
 from stationkit.export.labels import Column, type_name
 from stationkit.export.select import (
     ALL_FLAGS,
@@ -60,12 +70,15 @@ from stationkit.export.select import (
     to_wide,
 )
 from stationkit.export.tabular import (
-    CsvLongWriter,
-    CsvWideWriter,
     ParquetLongWriter,
     ParquetWideWriter,
+    column_frame,
+    csv_long_header,
+    csv_wide_header,
+    render_csv_long,
+    render_csv_wide,
 )
-from stationkit.export.windographer import FlagLog, Preamble, WindographerWriter
+from stationkit.export.windographer import FlagLog, Preamble, header_bytes, render_rows
 from stationkit.layout import exports_dir
 from stationkit.ledger import Ledger
 from stationkit.tomltable import TomlTable, show_value
@@ -88,6 +101,8 @@ EXPORT_VERSION = 1
 STAGE = "export"
 #: below data_dir: where the one-pass sort of badly laid out clean data spills
 SCRATCH = Path(".tmp") / "export"
+#: below data_dir: the flagging-log runs of each export's pieces
+CACHE = Path("cache") / "export"
 
 
 # ---------------------------------------------------------------- settings
@@ -259,39 +274,6 @@ def _fingerprint(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _inputs(
-    files: Sequence[Path], folder: Path, built_by_calibrate: bool
-) -> list[tuple[str, int, str]]:
-    """What the clean files are, never when they were written (no mtimes: the
-    fingerprint must not depend on when things happened).
-
-    When the calibrate stage built them, its fingerprint (beside this one)
-    changes with every rebuild, so names and sizes suffice; clean files from
-    elsewhere are identified by a hash of their content.
-    """
-    out = []
-    for p in files:
-        digest = "" if built_by_calibrate else sha256_file(p)
-        out.append((p.relative_to(folder).as_posix(), p.stat().st_size, digest))
-    return out
-
-
-def _zip_time(created: datetime) -> tuple[int, int, int, int, int, int]:
-    t = max(created, datetime(1980, 1, 1))
-    return (t.year, t.month, t.day, t.hour, t.minute, t.second - t.second % 2)
-
-
-def _write_zip(target: Path, members: Sequence[tuple[str, Path]], created: datetime) -> None:
-    """A zip with fixed member times and modes: identical input, identical bytes."""
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, path in members:
-            info = zipfile.ZipInfo(name, date_time=_zip_time(created))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            with open(path, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-
-
 @contextlib.contextmanager
 def _outputs(targets: Sequence[Path]) -> Iterator[list[Path]]:
     """Temporary paths for every target; all are renamed into place on success."""
@@ -407,7 +389,7 @@ def export_station(
         if station.averaging_period_minutes
         else None
     )
-    calibrated = ledger.build_fingerprint(station.id, "calibrate")
+    parts = clean_parts(data_dir, station.id, ledger)
     fingerprint = _fingerprint(
         {
             "version": [__version__, EXPORT_VERSION],
@@ -420,8 +402,7 @@ def export_station(
             "site": [station.latitude, station.longitude, station.elevation_m],
             "step": step,
             "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
-            "inputs": _inputs(files, folder, calibrated is not None),
-            "calibrate": calibrated,
+            "inputs": [[p.path.relative_to(folder).as_posix(), p.content] for p in parts],
             "targets": [_rel(t, data_dir) for t in targets],
         }
     )
@@ -459,7 +440,29 @@ def export_station(
     summary.excluded_flags = list(shown_excluded)
     summary.columns = len(catalog.columns)
     created = _created(catalog, sel)
-    with _outputs(targets) as temps:
+    pieces = plan_pieces(parts, sel, catalog)
+    # what the text of every piece depends on besides its rows
+    options = _fingerprint(
+        {
+            "version": [__version__, EXPORT_VERSION],
+            "format": fmt,
+            "layout": layout,
+            "columns": [asdict(c) for c in catalog.columns],
+            "offset": sel.utc_offset_hours,
+            "points": sel.points,
+            "excluded": sel.exclude_flags,
+            "marker": marker,
+            "step": catalog.step,
+        }
+    )
+    target_key = _rel(main, data_dir)
+    recorded = ledger.export_layout(station.id, target_key)
+    old_layout: dict[str, Any] = json.loads(recorded[0]) if recorded else {}
+    old_stamp: dict[str, Any] = json.loads(recorded[1]) if recorded else {}
+    scratch = data_dir / SCRATCH
+    new_layout: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        temps = stack.enter_context(_outputs(targets))
         if fmt == "windographer":
             preamble = Preamble(
                 created=created,
@@ -470,18 +473,17 @@ def export_station(
                 included_flags=tuple(f for f in catalog.flags if not sel.excludes(f)),
                 excluded_flags=shown_excluded,
             )
-            rows, first, last = _write_windographer(
-                files,
-                sel,
-                catalog,
-                temps,
-                preamble=preamble,
-                marker=marker,
-                flag_log=want_flag_log,
-                zip_stem=stem if want_zip else None,
-                scratch=data_dir / SCRATCH,
-                progress=progress,
-            )
+            rows, new_layout = _write_windographer(
+                stack, pieces, sel, catalog, targets, temps, old_layout, old_stamp, options,
+                preamble=preamble, marker=marker, flag_log=want_flag_log,
+                zip_stem=stem if want_zip else None, scratch=scratch,
+                cache=export_cache_dir(data_dir, station.id, target_key), progress=progress,
+            )  # fmt: skip
+        elif fmt == "csv":
+            rows, new_layout = _write_csv(
+                stack, pieces, sel, catalog, main, temps[0], old_layout, old_stamp, options,
+                layout=layout, scratch=scratch, progress=progress,
+            )  # fmt: skip
         else:
             metadata = {
                 "station": station.id,
@@ -491,127 +493,209 @@ def export_station(
                 "version": __version__,
                 "timestamps": "period start",
             }
-            rows, first, last = _write_tabular(
-                files, sel, catalog, temps[0], fmt=fmt, layout=layout, metadata=metadata,
-                scratch=data_dir / SCRATCH, progress=progress,
+            rows = _write_parquet(
+                files, sel, catalog, temps[0], layout=layout, metadata=metadata,
+                scratch=scratch, progress=progress,
             )  # fmt: skip
     summary.rows = rows
+    first = catalog.first.replace(tzinfo=None) + sel.offset if catalog.first else None
+    last = catalog.last.replace(tzinfo=None) + sel.offset if catalog.last else None
     summary.first = f"{first:%Y-%m-%d %H:%M:%S}" if first else None
     summary.last = f"{last:%Y-%m-%d %H:%M:%S}" if last else None
     ledger.record_build(station.id, stage, fingerprint)
+    if new_layout:
+        stamps = {"main": file_stamp(main)}
+        if want_zip:
+            stamps["zip"] = file_stamp(targets[-1])
+        ledger.record_export_layout(
+            station.id, target_key, json.dumps(new_layout, sort_keys=True), json.dumps(stamps)
+        )
     log.info("%s: wrote %s (%d rows)", station.id, ", ".join(summary.files), rows)
     return summary
 
 
+def clean_parts(data_dir: Path, station: str, ledger: Ledger) -> list[CleanPart]:
+    """Every lake/clean file of a station and what identifies its rows: the
+    month's build fingerprint from the ledger, else a hash of its content."""
+    built = {
+        r["output"]: r["fingerprint"]
+        for r in ledger.partitions(station).values()
+        if r["output"] is not None
+    }
+    out = []
+    for path in clean_files(data_dir, station):
+        st = path.stat()
+        known = built.get(path.relative_to(data_dir).as_posix())
+        content = f"{known}:{st.st_size}" if known is not None else sha256_file(path)
+        identity = f"{content}:{st.st_mtime_ns}:{st.st_ino}"
+        out.append(CleanPart(path, identity, content))
+    return out
+
+
+def export_cache_dir(data_dir: Path, station: str, target: str) -> Path:
+    """Where the runs of an export's flagging log are kept, per piece."""
+    name = hashlib.sha256(target.encode()).hexdigest()[:16]
+    return data_dir / CACHE / station / name
+
+
 def _write_windographer(
-    files: Sequence[Path],
+    stack: contextlib.ExitStack,
+    pieces: Sequence[Piece],
     sel: Selection,
     catalog: Catalog,
+    targets: Sequence[Path],
     temps: Sequence[Path],
+    old_layout: Mapping[str, Any],
+    old_stamp: Mapping[str, Any],
+    options: str,
     *,
     preamble: Preamble,
     marker: str,
     flag_log: bool,
     zip_stem: str | None,
     scratch: Path,
+    cache: Path,
     progress: Callable[[str], None] | None,
-) -> tuple[int, datetime | None, datetime | None]:
+) -> tuple[int, dict[str, Any]]:
     columns = catalog.columns
-    flags = FlagLog(columns, catalog.step) if flag_log else None
-    first = last = None
-    with contextlib.ExitStack() as stack:
-        fh = stack.enter_context(open(temps[0], "wb", buffering=1 << 20))
-        main = WindographerWriter(fh, columns, preamble, missing_marker=marker)
-        by_type: list[tuple[str, Path, WindographerWriter]] = []
-        if zip_stem is not None:
-            # members are written side by side first; not in exports/, whose
-            # leftover temporaries a crashed run's successor removes file by file
-            scratch.mkdir(parents=True, exist_ok=True)
-            members = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=scratch))
+    labels = [c.label for c in columns]
+    previous = open_previous(targets[0], old_layout.get("main"), old_stamp.get("main"), options)
+    if previous is not None:
+        stack.callback(previous.fh.close)
+    fh = stack.enter_context(open(temps[0], "wb"))  # noqa: SIM115
+    main = TextTarget(
+        fh,
+        header_bytes(preamble, columns),
+        lambda _chunk, wide: render_rows(wide, labels, marker) if wide is not None else b"",
+        previous,
+    )
+    assembly = Assembly(pieces, texts=[main])
+    if flag_log:
+        assembly.flag_log = FlagLog(columns, catalog.step)
+        assembly.run_cache = RunCache(cache, options)
+    if zip_stem is not None:
+        source, starts, segments = previous_zip(
+            targets[-1], old_layout.get("zip"), old_stamp.get("zip"), options
+        )
+        if source is not None:
+            stack.callback(source.close)
+        assembly.zip_source, assembly.zip_starts = source, starts
+        groups: dict[str, list[Column]] = {}
+        for c in columns:
+            groups.setdefault(type_name(c.measurement_type), []).append(c)
+        scratch.mkdir(parents=True, exist_ok=True)
+        for name, cols in groups.items():
+            member = f"{zip_stem}_{name}.txt"
+            part = stack.enter_context(
+                tempfile.TemporaryFile(prefix=TMP_PREFIX, dir=scratch)  # noqa: SIM115
             )
-            groups: dict[str, list[Column]] = {}
-            for c in columns:
-                groups.setdefault(type_name(c.measurement_type), []).append(c)
-            for name, cols in groups.items():
-                member = f"{zip_stem}_{name}.txt"
-                path = members / member
-                part: IO[bytes] = stack.enter_context(open(path, "wb", buffering=1 << 20))
-                by_type.append(
-                    (member, path, WindographerWriter(part, cols, preamble, missing_marker=marker))
+            sub = [c.label for c in cols]
+            assembly.members.append(
+                ZipMember(
+                    member,
+                    header_bytes(preamble, cols),
+                    lambda _c, wide, sub=sub: (
+                        render_rows(wide, sub, marker)  # type: ignore[misc]
+                        if wide is not None
+                        else b""
+                    ),
+                    part,
+                    previous=segments.get(member, {}) if source is not None else {},
                 )
-        chunks = iter_chunks(files, sel, catalog, with_flags=flags is not None, scratch=scratch)
-        for window, chunk in chunks:
-            if progress is not None:
-                progress(f"{window.start + sel.offset:%Y-%m-%d}")
-            if chunk.height == 0:
-                continue
-            wide = to_wide(chunk, columns, sel.station)
-            main.write(wide)
-            for _, _, writer in by_type:
-                writer.write(wide)
-            if flags is not None:
-                flags.add(chunk)
-            stamps = wide.get_column("timestamp")
-            first = first or stamps.min()
-            last = stamps.max()
-        if by_type:
-            for _, _, writer in by_type:
-                writer.fh.close()
-            zip_target = temps[-1]
-            _write_zip(zip_target, [(m, p) for m, p, _ in by_type], preamble.created)
-        if flags is not None:
-            with open(temps[1], "wb") as log_fh:
-                flags.write(log_fh)
-    assert first is None or isinstance(first, datetime)
-    assert last is None or isinstance(last, datetime)
-    return main.rows, first, last
+            )
+    assembly.run(sel, catalog, scratch=scratch, progress=progress)
+    log.info("%s: %d month(s) rendered, %d copied", sel.station, assembly.rendered, assembly.copied)
+    layout: dict[str, Any] = {"main": main.layout(options)}
+    if zip_stem is not None:
+        with open(temps[-1], "wb") as zfh:
+            layout["zip"] = {
+                "options": options,
+                "members": assembly.write_zip(zfh, preamble.created),
+            }
+    if assembly.flag_log is not None:
+        with open(temps[1], "wb") as log_fh:
+            assembly.flag_log.write(log_fh)
+        assert assembly.run_cache is not None
+        assembly.run_cache.prune()
+    return main.rows, layout
 
 
-def _write_tabular(
+def _write_csv(
+    stack: contextlib.ExitStack,
+    pieces: Sequence[Piece],
+    sel: Selection,
+    catalog: Catalog,
+    target: Path,
+    temp: Path,
+    old_layout: Mapping[str, Any],
+    old_stamp: Mapping[str, Any],
+    options: str,
+    *,
+    layout: str,
+    scratch: Path,
+    progress: Callable[[str], None] | None,
+) -> tuple[int, dict[str, Any]]:
+    columns = catalog.columns
+    offset = sel.utc_offset_hours
+    previous = open_previous(target, old_layout.get("main"), old_stamp.get("main"), options)
+    if previous is not None:
+        stack.callback(previous.fh.close)
+    fh = stack.enter_context(open(temp, "wb"))  # noqa: SIM115
+    if layout == "long":
+        frame = column_frame(columns)
+        text = TextTarget(
+            fh,
+            csv_long_header(),
+            lambda chunk, _wide: render_csv_long(chunk, frame, sel.station, offset),
+            previous,
+        )
+    else:
+        labels = [c.label for c in columns]
+        text = TextTarget(
+            fh,
+            csv_wide_header(columns),
+            lambda _chunk, wide: render_csv_wide(wide, labels, offset) if wide is not None else b"",
+            previous,
+        )
+    # long rows name every flag that hit them: read the flags
+    assembly = Assembly(
+        pieces, texts=[text], needs_wide=layout != "long", with_flags=layout == "long"
+    )
+    assembly.run(sel, catalog, scratch=scratch, progress=progress)
+    return text.rows, {"main": text.layout(options)}
+
+
+def _write_parquet(
     files: Sequence[Path],
     sel: Selection,
     catalog: Catalog,
     temp: Path,
     *,
-    fmt: str,
     layout: str,
     metadata: Mapping[str, object],
     scratch: Path,
     progress: Callable[[str], None] | None,
-) -> tuple[int, datetime | None, datetime | None]:
+) -> int:
+    """Parquet exports are written whole (a Parquet file cannot be spliced;
+    analysts who want months read lake/clean itself)."""
     columns = catalog.columns
     utc = sel.utc_offset_hours == 0.0
-    first = last = None
     long = layout == "long"
-    with contextlib.ExitStack() as stack:
-        writer: CsvWideWriter | CsvLongWriter | ParquetWideWriter | ParquetLongWriter
-        if fmt == "csv":
-            fh = stack.enter_context(open(temp, "wb", buffering=1 << 20))
-            writer = (
-                CsvLongWriter(fh, columns, sel.station, sel.utc_offset_hours)
-                if long
-                else CsvWideWriter(fh, columns, sel.utc_offset_hours)
-            )
-        else:
-            writer = (
-                ParquetLongWriter(temp, columns, sel.station, utc=utc, metadata=metadata)
-                if long
-                else ParquetWideWriter(temp, columns, utc=utc, metadata=metadata)
-            )
-            stack.callback(writer.close)
+    writer: ParquetWideWriter | ParquetLongWriter = (
+        ParquetLongWriter(temp, columns, sel.station, utc=utc, metadata=metadata)
+        if long
+        else ParquetWideWriter(temp, columns, utc=utc, metadata=metadata)
+    )
+    try:
         for window, chunk in iter_chunks(files, sel, catalog, with_flags=long, scratch=scratch):
             if progress is not None:
                 progress(f"{window.start + sel.offset:%Y-%m-%d}")
             if chunk.height == 0:
                 continue
             writer.write(chunk if long else to_wide(chunk, columns, sel.station))
-            stamps = chunk.get_column("timestamp")
-            first = first or stamps.min()
-            last = stamps.max()
-    assert first is None or isinstance(first, datetime)
-    assert last is None or isinstance(last, datetime)
-    return writer.rows, first, last
+    finally:
+        writer.close()
+    return writer.rows
 
 
 def export_configured(
