@@ -86,7 +86,7 @@ def test_official_demo_points_configs_and_clock() -> None:
         CORPUS / "IEA43_JSON" / "IEA-Task-43__digital_wra_data_standard__iea43_wra_data_model.json"
     )
     assert len(meta.points) == 14
-    assert meta.utc_offset_hours() == -5.0
+    assert {t.utc_offset_hours for t in meta.time} == {-5.0}
     assert meta.time[0].timestamp_is_end_of_period is False
     spd = meta.point("Spd_80.1_315")
     assert spd is not None and spd.height_m == 80.1 and spd.measurement_type == "wind_speed"
@@ -241,14 +241,20 @@ def test_location_chosen_by_station_name() -> None:
 
 
 def test_document_clock_settings_fill_what_the_station_leaves_out(tmp_path: Path) -> None:
-    from stationkit.calibrate.iea43 import with_document_time
+    from stationkit.clock import StationClock
     from stationkit.config import StationConfig
 
     st = StationConfig("M1", metadata=OURS, timestamp_is_end_of_period=False)
-    filled = with_document_time(st)
+    clock = StationClock.load(st).at()
     assert (
-        filled.utc_offset_hours,
-        filled.timestamp_is_end_of_period,
-        filled.averaging_period_minutes,
+        clock.utc_offset_hours,
+        clock.timestamp_is_end_of_period,
+        clock.averaging_period_minutes,
     ) == (1.0, False, 10.0)  # the station's own setting wins
-    assert with_document_time(StationConfig("M2")) == StationConfig("M2")
+    assert clock.source("timestamp_is_end_of_period") == "station"
+    assert clock.source("utc_offset_hours") == (
+        "IEA document iea43_station.json: measurement_location[0].logger_main_config[0]"
+    )
+    assert StationClock.load(StationConfig("M2")).at().values() == dict.fromkeys(
+        ("utc_offset_hours", "timestamp_is_end_of_period", "averaging_period_minutes")
+    )

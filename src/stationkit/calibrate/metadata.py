@@ -241,6 +241,8 @@ class LoggerTime:
     averaging_period_minutes: float | None = None
     date_from: datetime | None = None
     date_to: datetime | None = None
+    #: JSON path, for messages
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -264,11 +266,6 @@ class StationMetadata:
         return frozenset(
             c.column for p in self.points for lc in p.logger_configs for c in lc.columns
         )
-
-    def utc_offset_hours(self) -> float | None:
-        """The logger's UTC offset when every logger configuration agrees on one."""
-        offsets = {t.utc_offset_hours for t in self.time if t.utc_offset_hours is not None}
-        return offsets.pop() if len(offsets) == 1 else None
 
 
 @dataclass(frozen=True)
