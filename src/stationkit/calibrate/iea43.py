@@ -29,7 +29,11 @@ expected a number, got "x"``. Other keys are allowed (the model has many).
 Dates may carry a zone; the standard requires it to be the logger's, so it is
 dropped and the wall-clock time kept (periods are compared in logger time).
 
-The clock settings are resolved with the station's in :mod:`stationkit.clock`.
+Points are identified as the standard allows: by name, or by name and height
+where several points share a name (an ADCP with one point per depth bin:
+``WtrSpd@-12.5m``), or by position among those still alike
+(:func:`~stationkit.calibrate.metadata.identify_points`). The clock settings
+are resolved with the station's in :mod:`stationkit.clock`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from stationkit.calibrate.metadata import (
     Point,
     Sensor,
     StationMetadata,
+    identify_points,
     validate_metadata,
 )
 from stationkit.errors import ConfigError
@@ -398,9 +403,11 @@ def parse_iea43(
     wanted: Sequence[str | None] = (location,) if isinstance(location, str) else (location or ())
     index, loc = _choose_location(doc, locations, wanted)
     path = f"measurement_location[{index}]"
-    points = tuple(
-        _point(doc, mp, f"{path}.measurement_point[{j}]")
-        for j, mp in enumerate(doc.items(loc, "measurement_point", path, required=True))
+    points = identify_points(
+        [
+            _point(doc, mp, f"{path}.measurement_point[{j}]")
+            for j, mp in enumerate(doc.items(loc, "measurement_point", path, required=True))
+        ]
     )
     meta = StationMetadata(points=points, time=_time(doc, loc, path), sources=(name,))
     validate_metadata(meta)
