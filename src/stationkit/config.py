@@ -78,8 +78,9 @@ class ArchiveConfig:
 
 @dataclass(frozen=True)
 class StationConfig:
-    """One station. Time settings left out are taken from file headers where the
-    format states them, else the defaults (UTC, end of period, inferred interval)."""
+    """One station. Time settings left out are taken from its IEA document, else
+    from file headers where the format states them, else the defaults (UTC, end
+    of period, inferred interval): :mod:`stationkit.clock`."""
 
     id: str
     name: str | None = None

@@ -4,12 +4,13 @@ Which settings apply, in order:
 
 * a file that states the zone on every timestamp (``Z``, ``+00:00``) is taken
   as UTC instants -- it wins over station settings;
-* otherwise the station's ``utc_offset_hours`` when set, else the offset the
-  file header declares (NRG "Time Zone"), else 0;
-* ``timestamp_is_end_of_period``: the station's setting when set, else what
+* otherwise the station's clock (:mod:`stationkit.clock`: stations.toml, else
+  its IEA document) ``utc_offset_hours`` when set, else the offset the file
+  header declares (NRG "Time Zone"), else 0;
+* ``timestamp_is_end_of_period``: the station's clock when set, else what
   the file states, else true (Campbell and most loggers label period ends);
-* the averaging period: the station's ``averaging_period_minutes`` when set,
-  else the interval the file states, else the most common step between
+* the averaging period: the station's clock ``averaging_period_minutes`` when
+  set, else the interval the file states, else the most common step between
   consecutive timestamps, else 10 minutes.
 
     start_utc = label - utc_offset - (period if end-of-period else 0)
@@ -22,6 +23,7 @@ from datetime import timedelta
 
 import polars as pl
 
+from stationkit.clock import Clock
 from stationkit.config import StationConfig
 from stationkit.parsers.base import FileMeta
 
@@ -61,26 +63,33 @@ def infer_period(stamps: pl.Series) -> timedelta | None:
     return value if isinstance(value, timedelta) else None
 
 
-def resolve(station: StationConfig, meta: FileMeta, stamps: pl.Series) -> TimeSettings:
-    """Which offset, convention and period apply to this file's labels."""
+def resolve(clock: Clock | StationConfig, meta: FileMeta, stamps: pl.Series) -> TimeSettings:
+    """Which offset, convention and period apply to this file's labels.
+
+    ``clock`` is the station's clock at the file's time
+    (:meth:`stationkit.clock.StationClock.at`); a bare station stands for its
+    own settings.
+    """
+    if isinstance(clock, StationConfig):
+        clock = Clock.of_station(clock)
     dtype = stamps.dtype
     labels_are_utc = isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
     sources: list[str] = []
     if labels_are_utc:
         offset = 0.0
         sources.append("offset: the file states the zone of every timestamp")
-    elif station.utc_offset_hours is not None:
-        offset = station.utc_offset_hours
-        sources.append("offset: station")
+    elif clock.utc_offset_hours is not None:
+        offset = clock.utc_offset_hours
+        sources.append(f"offset: {clock.source('utc_offset_hours')}")
     elif meta.utc_offset_hours is not None:
         offset = meta.utc_offset_hours
         sources.append("offset: file header")
     else:
         offset = 0.0
         sources.append("offset: default 0")
-    if station.timestamp_is_end_of_period is not None:
-        end = station.timestamp_is_end_of_period
-        sources.append("convention: station")
+    if clock.timestamp_is_end_of_period is not None:
+        end = clock.timestamp_is_end_of_period
+        sources.append(f"convention: {clock.source('timestamp_is_end_of_period')}")
     elif meta.timestamp_is_end_of_period is not None:
         end = meta.timestamp_is_end_of_period
         sources.append("convention: file header")
@@ -88,9 +97,9 @@ def resolve(station: StationConfig, meta: FileMeta, stamps: pl.Series) -> TimeSe
         end = True
         sources.append("convention: default end of period")
     period: timedelta | None
-    if station.averaging_period_minutes is not None:
-        period = timedelta(minutes=station.averaging_period_minutes)
-        sources.append("period: station")
+    if clock.averaging_period_minutes is not None:
+        period = timedelta(minutes=clock.averaging_period_minutes)
+        sources.append(f"period: {clock.source('averaging_period_minutes')}")
     elif meta.interval_s:
         period = timedelta(seconds=meta.interval_s)
         sources.append("period: file header")

@@ -27,6 +27,7 @@ from tests.conftest import CORPUS, FIXTURES, corpus_files
 
 SCHEMA = CORPUS / "IEA43_JSON" / "schema" / "iea43_wra_data_model.schema.json"
 OURS = FIXTURES / "calibrate" / "iea43_station.json"
+SHARED = FIXTURES / "calibrate" / "iea43_shared_point_names.json"
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -61,6 +62,8 @@ def test_our_example_document_is_valid_against_the_official_schema() -> None:
     v = validator()
     doc = json.loads(OURS.read_text())
     assert [e.message for e in v.iter_errors(doc)] == []
+    shared = json.loads(SHARED.read_text())
+    assert [e.message for e in v.iter_errors(shared)] == []
     broken = copy.deepcopy(doc)
     broken["measurement_location"][0]["measurement_point"][0]["height_m"] = "eighty"
     assert any("eighty" in e.message for e in v.iter_errors(broken))
@@ -86,7 +89,7 @@ def test_official_demo_points_configs_and_clock() -> None:
         CORPUS / "IEA43_JSON" / "IEA-Task-43__digital_wra_data_standard__iea43_wra_data_model.json"
     )
     assert len(meta.points) == 14
-    assert meta.utc_offset_hours() == -5.0
+    assert {t.utc_offset_hours for t in meta.time} == {-5.0}
     assert meta.time[0].timestamp_is_end_of_period is False
     spd = meta.point("Spd_80.1_315")
     assert spd is not None and spd.height_m == 80.1 and spd.measurement_type == "wind_speed"
@@ -113,6 +116,32 @@ def test_our_document() -> None:
     ws = meta.point("WS80")
     assert ws is not None
     assert ColumnMap("WS80_Test", "avg", ignored=True) in ws.logger_configs[0].columns
+
+
+def test_points_sharing_a_name_load_identified_by_height() -> None:
+    """The standard's own demo data (an ADCP with one point per depth bin, all
+    with one name) was refused as "a second point named ..."."""
+    meta = load_iea43(SHARED)
+    assert [(p.name, p.shared_name, p.height_m) for p in meta.points] == [
+        ("Spd@60m", "Spd", 60.0),
+        ("Spd@40m", "Spd", 40.0),
+        ("Dir60", None, 60.0),  # a unique name is kept
+        ("WtrSpd@-5.5m", "WtrSpd", -5.5),
+        ("WtrSpd@-10.5m", "WtrSpd", -10.5),
+        ("WtrSpd@-15.5m", "WtrSpd", -15.5),
+        ("WtrDir@-5.5m", "WtrDir", -5.5),
+        ("WtrDir@-10.5m", "WtrDir", -10.5),
+        ("Tilt@0m#1", "Tilt", 0.0),  # name and height alike: document order
+        ("Tilt@0m#2", "Tilt", 0.0),
+    ]
+    columns = {
+        p.name: [c.column for lc in p.logger_configs for c in lc.columns] for p in meta.points
+    }
+    assert columns["WtrSpd@-10.5m"] == ["vc2"] and columns["Tilt@0m#2"] == ["TiltY"]
+    bin2 = meta.point("WtrSpd@-10.5m")
+    assert bin2 is not None and bin2.logger_configs[0].slope == 2.0
+    assert [s.serial_number for s in bin2.sensors] == ["ADCP1"]
+    assert bin2.where.endswith("measurement_point[4]")
 
 
 def test_certificate() -> None:
@@ -241,14 +270,20 @@ def test_location_chosen_by_station_name() -> None:
 
 
 def test_document_clock_settings_fill_what_the_station_leaves_out(tmp_path: Path) -> None:
-    from stationkit.calibrate.iea43 import with_document_time
+    from stationkit.clock import StationClock
     from stationkit.config import StationConfig
 
     st = StationConfig("M1", metadata=OURS, timestamp_is_end_of_period=False)
-    filled = with_document_time(st)
+    clock = StationClock.load(st).at()
     assert (
-        filled.utc_offset_hours,
-        filled.timestamp_is_end_of_period,
-        filled.averaging_period_minutes,
+        clock.utc_offset_hours,
+        clock.timestamp_is_end_of_period,
+        clock.averaging_period_minutes,
     ) == (1.0, False, 10.0)  # the station's own setting wins
-    assert with_document_time(StationConfig("M2")) == StationConfig("M2")
+    assert clock.source("timestamp_is_end_of_period") == "station"
+    assert clock.source("utc_offset_hours") == (
+        "IEA document iea43_station.json: measurement_location[0].logger_main_config[0]"
+    )
+    assert StationClock.load(StationConfig("M2")).at().values() == dict.fromkeys(
+        ("utc_offset_hours", "timestamp_is_end_of_period", "averaging_period_minutes")
+    )

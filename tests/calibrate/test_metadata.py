@@ -14,8 +14,10 @@ from stationkit.calibrate.metadata import (
     ColumnMap,
     LoggerConfig,
     Point,
+    Resolver,
     Sensor,
     StationMetadata,
+    identify_points,
     in_force,
     load_station_metadata,
     resolve_segments,
@@ -353,3 +355,58 @@ def test_a_logger_programmed_with_the_certificate_is_left_exact() -> None:
     )  # fmt: skip
     segments, _ = resolve_segments(meta, {})
     assert {s.kind for s in segments if s.point == "WS"} == {"none"}
+
+
+def test_points_sharing_a_name_are_identified_by_height_then_document_order() -> None:
+    """The IEA standard identifies a point by name plus height (or its position):
+    an ADCP has one point per depth bin, all with one name."""
+
+    def pt(name: str, height: float | None) -> Point:
+        return Point(name, "water_speed", height)
+
+    unique = (pt("WS80", 80), pt("WS60", 60))
+    assert identify_points(unique) == unique  # nothing to change: names stay as they are
+    got = identify_points(
+        [
+            pt("WtrSpd", -5.5),
+            pt("WS80", 80),
+            pt("WtrSpd", -10.0),
+            pt("Tilt", 0),
+            pt("Tilt", 0),
+            pt("Hs", None),
+            pt("Hs", None),
+            pt("X", 5),
+            pt("X", 6),
+            pt("X@5m", 1),  # a point really named like a qualified name keeps it
+        ]
+    )
+    assert [(p.name, p.shared_name) for p in got] == [
+        ("WtrSpd@-5.5m", "WtrSpd"),
+        ("WS80", None),
+        ("WtrSpd@-10m", "WtrSpd"),
+        ("Tilt@0m#1", "Tilt"),
+        ("Tilt@0m#2", "Tilt"),
+        ("Hs#1", "Hs"),
+        ("Hs#2", "Hs"),
+        ("X@5m#1", "X"),
+        ("X@6m", "X"),
+        ("X@5m", None),
+    ]
+    assert [p.height_m for p in got] == [-5.5, 80, -10.0, 0, 0, None, None, 5, 6, 1]
+
+
+def test_a_name_several_points_share_flags_all_of_them() -> None:
+    points = identify_points(
+        [
+            Point(
+                "WtrSpd", "water_speed", h, logger_configs=(LoggerConfig((ColumnMap(c, "avg"),)),)
+            )
+            for h, c in ((-5, "vc1"), (-10, "vc2"))
+        ]
+    )
+    meta = StationMetadata(points=points)
+    segments, _ = resolve_segments(meta, {})
+    resolver = Resolver.from_segments(segments, meta)
+    assert resolver.resolve("WtrSpd") == [("WtrSpd@-10m", None), ("WtrSpd@-5m", None)]
+    assert resolver.resolve("WtrSpd@-5m") == [("WtrSpd@-5m", None)]
+    assert resolver.resolve("vc2") == [("WtrSpd@-10m", "avg")]

@@ -55,6 +55,19 @@ def test_points_without_orientation_are_told_apart_by_name() -> None:
     assert labels(keys) == ["WS 80m WS80mN Mean", "WS 80m WS80mN2 Mean"]
 
 
+def test_points_whose_labels_leave_the_height_out_are_told_apart_by_name() -> None:
+    """Below the datum (a sea-level reference) or unknown, the height is not
+    written: such points of one type were told apart only by " #2"."""
+    cols = make_columns(
+        [
+            ("Cur@-5m", "avg", "wind_speed", -5.0),
+            ("Cur@-10m", "avg", "wind_speed", -10.0),
+            ("Hub", "avg", "wind_speed", None),
+        ]
+    )
+    assert [c.label for c in cols] == ["WS Cur@-5m Mean", "WS Cur@-10m Mean", "WS Hub Mean"]
+
+
 def test_labels_are_unique_and_free_of_separators() -> None:
     keys = [
         ("WS 80m N", "avg", None, None),  # an untyped point that looks like a label
@@ -108,6 +121,9 @@ def test_our_reader_recovers_type_height_and_statistic_from_every_label(tmp_path
         ("Prcp", "sum", "precipitation", None),
         ("Spd100m", "gust", "wind_speed", 100.0),
         ("Spd100m", "ti", "wind_speed", 100.0),
+        # IEA points sharing a name, qualified by height (depth bins below sea level)
+        ("WtrSpd@-10.5m", "avg", None, -10.5),
+        ("Tilt@0m#2", "avg", None, 0.0),
     ]
     columns = make_columns(keys)
     path = tmp_path / "labels.txt"

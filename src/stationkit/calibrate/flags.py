@@ -3,9 +3,10 @@
 A flag never deletes data: it adds its name to the ``flags`` list of every
 clean row it hits, and exports choose which flags to exclude. Every period is
 half-open, ``[start, end)``, in the logger's local clock (like metadata
-periods; a zone is refused). A target is a point name, a file column name
-(the (point, statistic) pairs the column maps to) or, for a channel without
-metadata, the channel name; no target means every point of the station.
+periods; a zone is refused). A target is a point name (or a name several
+IEA document points share: all of them), a file column name (the (point,
+statistic) pairs the column maps to) or, for a channel without metadata, the
+channel name; no target means every point of the station.
 
 stations.toml::
 

@@ -28,6 +28,12 @@ types this module uses, with errors that name the JSON path, e.g.
 expected a number, got "x"``. Other keys are allowed (the model has many).
 Dates may carry a zone; the standard requires it to be the logger's, so it is
 dropped and the wall-clock time kept (periods are compared in logger time).
+
+Points are identified as the standard allows: by name, or by name and height
+where several points share a name (an ADCP with one point per depth bin:
+``WtrSpd@-12.5m``), or by position among those still alike
+(:func:`~stationkit.calibrate.metadata.identify_points`). The clock settings
+are resolved with the station's in :mod:`stationkit.clock`.
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -49,9 +54,9 @@ from stationkit.calibrate.metadata import (
     Point,
     Sensor,
     StationMetadata,
+    identify_points,
     validate_metadata,
 )
-from stationkit.config import StationConfig
 from stationkit.errors import ConfigError
 from stationkit.tomltable import show_value
 
@@ -284,6 +289,7 @@ def _time(doc: _Doc, loc: dict[str, Any], path: str) -> tuple[LoggerTime, ...]:
                     averaging_period_minutes=doc.number(cfg, "averaging_period_minutes", p),
                     date_from=doc.when(cfg, "date_from", p),
                     date_to=doc.when(cfg, "date_to", p),
+                    where=f"{doc.name}: {p}",
                 )
             )
     return tuple(out)
@@ -397,9 +403,11 @@ def parse_iea43(
     wanted: Sequence[str | None] = (location,) if isinstance(location, str) else (location or ())
     index, loc = _choose_location(doc, locations, wanted)
     path = f"measurement_location[{index}]"
-    points = tuple(
-        _point(doc, mp, f"{path}.measurement_point[{j}]")
-        for j, mp in enumerate(doc.items(loc, "measurement_point", path, required=True))
+    points = identify_points(
+        [
+            _point(doc, mp, f"{path}.measurement_point[{j}]")
+            for j, mp in enumerate(doc.items(loc, "measurement_point", path, required=True))
+        ]
     )
     meta = StationMetadata(points=points, time=_time(doc, loc, path), sources=(name,))
     validate_metadata(meta)
@@ -432,37 +440,3 @@ def load_document(path: str | Path) -> StationMetadata | Calibration:
     if is_certificate(data):
         return parse_calibration_certificate(data, name=name)
     return parse_iea43(data, name=name)
-
-
-def with_document_time(station: StationConfig) -> StationConfig:
-    """``station`` with the clock settings its IEA document states filled in.
-
-    DESIGN: a station's time settings come from stations.toml, else from the
-    IEA document's ``logger_main_config`` (``offset_from_utc_hrs``,
-    ``timestamp_is_end_of_period``, ``averaging_period_minutes``). Each
-    setting the station leaves out is taken from the document when every
-    logger configuration there agrees on it; the parse stage can call this
-    before converting timestamps. Without a document the station is returned
-    as it is.
-    """
-    if station.metadata is None:
-        return station
-    meta = load_iea43(station.metadata, location=(station.name, station.id))
-
-    def agreed(values: Sequence[Any]) -> Any:
-        found = {v for v in values if v is not None}
-        return found.pop() if len(found) == 1 else None
-
-    changes: dict[str, Any] = {}
-    if station.utc_offset_hours is None:
-        changes["utc_offset_hours"] = agreed([t.utc_offset_hours for t in meta.time])
-    if station.timestamp_is_end_of_period is None:
-        changes["timestamp_is_end_of_period"] = agreed(
-            [t.timestamp_is_end_of_period for t in meta.time]
-        )
-    if station.averaging_period_minutes is None:
-        changes["averaging_period_minutes"] = agreed(
-            [t.averaging_period_minutes for t in meta.time]
-        )
-    changes = {k: v for k, v in changes.items() if v is not None}
-    return replace(station, **changes) if changes else station

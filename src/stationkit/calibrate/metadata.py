@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -49,6 +50,7 @@ from typing import Literal
 
 from stationkit.config import StationConfig
 from stationkit.errors import ConfigError
+from stationkit.export.labels import format_number
 from stationkit.tomltable import TomlTable as Section
 from stationkit.tomltable import show_value
 
@@ -230,6 +232,9 @@ class Point:
     logger_configs: tuple[LoggerConfig, ...] = ()
     sensors: tuple[Sensor, ...] = ()
     where: str = ""
+    #: the name the IEA document gives the point when several points share it
+    #: (``name`` is then qualified by height, :func:`identify_points`)
+    shared_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,8 @@ class LoggerTime:
     averaging_period_minutes: float | None = None
     date_from: datetime | None = None
     date_to: datetime | None = None
+    #: JSON path, for messages
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,10 +272,46 @@ class StationMetadata:
             c.column for p in self.points for lc in p.logger_configs for c in lc.columns
         )
 
-    def utc_offset_hours(self) -> float | None:
-        """The logger's UTC offset when every logger configuration agrees on one."""
-        offsets = {t.utc_offset_hours for t in self.time if t.utc_offset_hours is not None}
-        return offsets.pop() if len(offsets) == 1 else None
+
+def identify_points(points: Sequence[Point]) -> tuple[Point, ...]:
+    """The points with names that identify them, as the IEA standard allows.
+
+    A point is identified by its name, or by name and height, or by its
+    position in the document. A name no other point has is kept as it is (so
+    ids stay stable for every ordinary station). Points sharing a name (an
+    ADCP or lidar with one point per range bin, all called ``WtrSpd``) are
+    each named ``<name>@<height>m`` (``WtrSpd@-12.5m``); when name and height
+    still clash (or the height is unknown) every one of them gets ``#1``,
+    ``#2``, ... by document order (``WtrSpd@-12.5m#2``, ``WtrSpd#2``). A
+    qualified name never takes one that another point already has. The name
+    in the document is kept in ``shared_name``.
+    """
+    counts = Counter(p.name for p in points)
+    if all(n == 1 for n in counts.values()):
+        return tuple(points)
+    taken = {p.name for p in points if counts[p.name] == 1}
+
+    def qualified(p: Point) -> str:
+        return p.name if p.height_m is None else f"{p.name}@{format_number(p.height_m)}m"
+
+    by_height = Counter(qualified(p) for p in points if counts[p.name] > 1)
+    ordinal: Counter[str] = Counter()
+    out: list[Point] = []
+    for p in points:
+        if counts[p.name] == 1:
+            out.append(p)
+            continue
+        base = qualified(p)
+        name = base
+        if by_height[base] > 1 or p.height_m is None:
+            ordinal[base] += 1
+            name = f"{base}#{ordinal[base]}"
+        while name in taken:
+            ordinal[base] += 1
+            name = f"{base}#{ordinal[base]}"
+        taken.add(name)
+        out.append(replace(p, name=name, shared_name=p.name))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -858,13 +901,16 @@ class Resolver:
     A metadata column flags the (point, statistic) pairs it maps to (a
     Windographer log flags one column); a point name flags every statistic of
     the point, and so does a sensor's serial number (the point it is mounted
-    at); an unmapped channel flags itself.
+    at), and a name several points of an IEA document share (every one of
+    them: :func:`identify_points`); an unmapped channel flags itself.
     """
 
     columns: Mapping[str, frozenset[tuple[str, str | None]]] = field(default_factory=dict)
     points: frozenset[str] = frozenset()
     #: sensor serial number (or stations.toml sensor id) -> its points
     sensors: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: a name several document points share -> their qualified names
+    shared: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_segments(
@@ -879,14 +925,18 @@ class Resolver:
             if s.statistic is not None:
                 columns.setdefault(s.channel, set()).add((s.point, s.statistic))
         sensors: dict[str, set[str]] = {}
+        shared: dict[str, set[str]] = {}
         for p in meta.points if meta is not None else ():
             for sensor in p.sensors:
                 if sensor.serial_number:
                     sensors.setdefault(sensor.serial_number, set()).add(p.name)
+            if p.shared_name is not None:
+                shared.setdefault(p.shared_name, set()).add(p.name)
         return cls(
             {k: frozenset(v) for k, v in columns.items()},
             frozenset(points),
             {k: frozenset(v) for k, v in sensors.items()},
+            {k: frozenset(v) for k, v in shared.items()},
         )
 
     def resolve(self, target: str) -> list[tuple[str, str | None]]:
@@ -895,6 +945,7 @@ class Resolver:
             return sorted(self.columns[target], key=lambda t: (t[0], t[1] or ""))
         if target in self.points:
             return [(target, None)]
-        if target in self.sensors:
-            return [(p, None) for p in sorted(self.sensors[target])]
+        for found in (self.sensors, self.shared):
+            if target in found:
+                return [(p, None) for p in sorted(found[target])]
         return []

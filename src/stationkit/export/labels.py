@@ -9,10 +9,14 @@ point's IEA Task 43 ``measurement_type``, its height and the statistic::
   ``T`` air temperature, ``RH``, ``P`` ...). Points of another or no
   measurement type are labelled with the point name itself.
 * Height: ``80m`` [m], shortest decimal (``2.5m``); left out when unknown.
-* Qualifier: only when two points share type code and height. It is the
-  boom orientation read from the end of the point name (``Spd80mN``,
-  ``WS_80m_N`` -> ``N``) when every such point has a distinct one, else the
-  point name.
+* Qualifier: only when two points share type code and height as written
+  (an unknown or negative height is left out, so such points of one type
+  always clash). It is the boom orientation read from the end of the point
+  name (``Spd80mN``, ``WS_80m_N`` -> ``N``) when every such point has a
+  distinct one, else the point name. Point names are unique per station
+  (IEA points sharing a name are qualified by height,
+  :func:`stationkit.calibrate.metadata.identify_points`), so every label
+  names one point.
 * Statistic word: :data:`STAT_WORDS` (``Mean``, ``SD``, ``Min``, ``Max``,
   ``Gust``, ``TI``, ...); left out when the statistic is unknown.
 
@@ -129,6 +133,11 @@ def _sort_key(key: tuple[str, str | None, str | None, float | None]) -> tuple[ob
     )
 
 
+def _height_text(height: float | None) -> str | None:
+    """``80m``; None when unknown or below the datum (the label leaves it out)."""
+    return f"{format_number(height)}m" if height is not None and height >= 0 else None
+
+
 def make_columns(
     keys: Iterable[tuple[str, str | None, str | None, float | None]],
 ) -> list[Column]:
@@ -139,11 +148,11 @@ def make_columns(
     order, with unique labels.
     """
     ordered = sorted(dict.fromkeys(keys), key=_sort_key)
-    # points per (type code, height): qualifiers only where they would clash
-    groups: dict[tuple[str, float | None], set[str]] = defaultdict(set)
+    # points per (type code, height as written): qualifiers only where they would clash
+    groups: dict[tuple[str, str | None], set[str]] = defaultdict(set)
     for point, _stat, mtype, height in ordered:
         if mtype in TYPE_CODES:
-            groups[(TYPE_CODES[mtype], height)].add(point)
+            groups[(TYPE_CODES[mtype], _height_text(height))].add(point)
     qualifier: dict[str, str | None] = {}
     for members in groups.values():
         if len(members) == 1:
@@ -158,10 +167,7 @@ def make_columns(
     for point, statistic, mtype, height in ordered:
         parts: list[str | None]
         if mtype in TYPE_CODES:
-            height_text = (
-                f"{format_number(height)}m" if height is not None and height >= 0 else None
-            )
-            parts = [TYPE_CODES[mtype], height_text, qualifier.get(point)]
+            parts = [TYPE_CODES[mtype], _height_text(height), qualifier.get(point)]
         else:
             parts = [clean_text(point)]
         parts.append(stat_word(statistic))

@@ -171,7 +171,9 @@ _COORDINATE = re.compile(
 )
 _ELEVATION = re.compile(r"^(?P<num>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>m|ft|feet)?$", re.IGNORECASE)
 _TIME_STEP = re.compile(r"time stamps indicate the (\w+) of the time step", re.IGNORECASE)
-_SPACED_HEIGHT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?m(?![\w/])")
+#: a height in a spaced label: ``80m``, ``2.5 m``; signed only straight after ``@``
+#: (stationkit's names of IEA points that share a name: ``WtrSpd@-10.5m``)
+_SPACED_HEIGHT = re.compile(r"(?<![\w.])((?<=@)-?\d+(?:\.\d+)?|\d+(?:\.\d+)?)\s?m(?![\w/])")
 _COMPACT = re.compile(
     r"^(?P<base>[A-Za-z]+?)(?:(?P<height>\d+(?:\.\d+)?)m(?P<rest>[A-Z]{0,3}?))?"
     r"(?P<stat>" + "|".join(sorted(COMPACT_STATS, key=len, reverse=True)) + r")?$"

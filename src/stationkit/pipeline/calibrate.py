@@ -70,6 +70,7 @@ from stationkit.calibrate.partition import (
 )
 from stationkit.calibrate.qc import QcConfig, parse_qc_config
 from stationkit.calibrate.qc import margin as qc_margin
+from stationkit.clock import station_clock
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.ledger import Ledger, iso
@@ -234,8 +235,8 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
         time = meta.get("time") if isinstance(meta, dict) else None
         time = time if isinstance(time, dict) else {}
         offset = _number(time.get("utc_offset_hours"))
-        if offset is None:
-            offset = station.utc_offset_hours or 0.0
+        if offset is None:  # a row recorded without its time settings
+            offset = station_clock(station).offset_hours
         first, last = _ts(row["first_ts"]), _ts(row["last_ts"])
         text = row["channels"] or ""
         facts = seen.get(text)

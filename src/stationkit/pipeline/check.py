@@ -10,7 +10,10 @@ message); what follows is reported, not raised:
 * ignored columns (IEA ``is_ignored``) present in the data;
 * columns with data outside every metadata period of their point (those
   readings are calibrated as their own points);
-* calibrations that cannot be applied and flag targets that match nothing.
+* calibrations that cannot be applied and flag targets that match nothing;
+* clock settings of stations.toml that override different ones of the IEA
+  document, and document logger configurations that disagree
+  (:meth:`stationkit.clock.StationClock.warnings`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from stationkit.calibrate.flags import load_flags, merge_flags
 from stationkit.calibrate.metadata import Resolver, resolve_segments
+from stationkit.clock import StationClock
 from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
 from stationkit.pipeline.calibrate import gather_inputs, load_station_setup, point_statistics
@@ -94,7 +98,7 @@ def check_station(config: Config, station: StationConfig, ledger: Ledger) -> Che
     specs = load_flags(flag_config, station.id, inputs.logs)
     report.flag_periods = len(specs)
     _, flag_warnings = merge_flags(specs, Resolver.from_segments(segments, meta), statistics)
-    report.warnings = warnings + flag_warnings
+    report.warnings = StationClock.load(station).warnings() + warnings + flag_warnings
     if not meta.points:
         return report
     seen = set(inputs.channels)

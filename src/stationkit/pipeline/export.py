@@ -43,6 +43,7 @@ from typing import Any
 
 from stationkit import __version__
 from stationkit.atomic import TMP_PREFIX, atomic_output, sha256_file
+from stationkit.clock import station_clock
 from stationkit.config import Config, StationConfig
 from stationkit.errors import ConfigError
 from stationkit.export.assemble import (
@@ -311,7 +312,8 @@ def export_station(
     as aware instants. ``points`` empty means every point. ``exclude_flags``
     names the flags whose values are left out (``"*"``: every flag);
     ``include_flagged`` keeps every value whatever its flags. ``utc`` writes
-    UTC instead of the logger's local time (``utc_offset_hours``).
+    UTC instead of the logger's local time (the station's clock,
+    :func:`stationkit.clock.station_clock`).
 
     Raises :class:`~stationkit.export.select.ExportError` when the station has
     no clean data or the selection is empty, ConfigError for bad options.
@@ -339,7 +341,8 @@ def export_station(
     else:
         excluded = settings.exclude_flags
     use_utc = settings.utc if utc is None else utc
-    offset = 0.0 if use_utc else float(station.utc_offset_hours or 0.0)
+    clock = station_clock(station)  # stations.toml, else the IEA document
+    offset = 0.0 if use_utc else clock.offset_hours
     marker = check_marker(
         settings.missing_marker if missing_marker is None else missing_marker, "missing marker"
     )
@@ -384,11 +387,7 @@ def export_station(
         time_zone=sel.zone_name(),
         files=[_rel(t, data_dir) for t in targets],
     )
-    step = (
-        timedelta(minutes=station.averaging_period_minutes)
-        if station.averaging_period_minutes
-        else None
-    )
+    step = clock.period
     parts = clean_parts(data_dir, station.id, ledger)
     fingerprint = _fingerprint(
         {

@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from stationkit.atomic import link_or_copy
-from stationkit.calibrate.iea43 import with_document_time
+from stationkit.clock import Clock, StationClock
 from stationkit.config import Config, StationConfig
 from stationkit.errors import NotReadingsError, ParseError, UnknownFormatError
 from stationkit.fetch.magic import archive_kind
@@ -81,9 +81,12 @@ def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
 
 
 def parse_one(
-    config: Config, station: StationConfig, row: FileRow
+    config: Config, station: StationConfig, row: FileRow, clock: StationClock | None = None
 ) -> tuple[ParseResult, pl.DataFrame, dict[str, Any]]:
-    """Parse one file; return the result, the UTC wide frame and ledger details."""
+    """Parse one file; return the result, the UTC wide frame and ledger details.
+
+    ``clock`` is the station's (:meth:`StationClock.load`, read once per station).
+    """
     path = config.data_dir / row.path
     try:
         fmt = detect_format(path, name=row.path)
@@ -99,7 +102,9 @@ def parse_one(
     frame = result.frame
     warnings = list(result.meta.warnings)
     stamps = frame.get_column(TIMESTAMP)
-    settings = resolve(station, result.meta, stamps)
+    settings = resolve(
+        _file_clock(clock or StationClock.load(station), stamps, warnings), result.meta, stamps
+    )
     frame = frame.with_columns(to_period_start_utc(stamps, settings).alias(TIMESTAMP))
     if frame.height and frame.get_column(TIMESTAMP).is_duplicated().any():
         before = frame.height
@@ -118,6 +123,24 @@ def parse_one(
     return result, frame, details
 
 
+def _file_clock(clock: StationClock, stamps: pl.Series, warnings: list[str]) -> Clock:
+    """The station's clock at the file's first label (logger time)."""
+    if not clock.changes() or stamps.len() == 0:
+        return clock.at()
+    local = stamps
+    if isinstance(stamps.dtype, pl.Datetime) and stamps.dtype.time_zone is not None:
+        local = stamps.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    first, last = local.min(), local.max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)
+    here = clock.at(first)
+    if clock.at(last) != here:
+        warnings.append(
+            f"the clock settings of the IEA document change within this file; those in force "
+            f"at its first timestamp ({first:%Y-%m-%d %H:%M}) were used"
+        )
+    return here
+
+
 def parse_station(
     config: Config,
     station: StationConfig,
@@ -130,8 +153,8 @@ def parse_station(
     summary = ParseSummary(station.id)
     data_dir = config.data_dir
     # clock settings the station leaves out come from its IEA document (DESIGN: Time)
-    station = with_document_time(station)
-    summary.reparsed = _reparse_if_settings_changed(ledger, data_dir, station)
+    clock = StationClock.load(station)
+    summary.reparsed = _reparse_if_settings_changed(ledger, data_dir, clock)
     # versions a newer one replaced, and members of a replaced archive version
     stale = [file_id for file_id, _ in ledger.superseded_outputs(station.id)]
     for file_id in stale + stale_member_ids(ledger, station.id):
@@ -142,7 +165,7 @@ def parse_station(
     def work(row: FileRow) -> Outcome:
         if progress is not None:
             progress(row.path)
-        return _parse_and_write(config, station, row)
+        return _parse_and_write(config, station, row, clock)
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
@@ -171,21 +194,24 @@ def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
 SETTINGS_STAGE = "parse-settings"
 
 
-def settings_fingerprint(station: StationConfig) -> str:
+def settings_fingerprint(clock: StationClock) -> str:
     """What the readings of a station depend on besides the files themselves."""
-    key = {
-        "utc_offset_hours": station.utc_offset_hours,
-        "timestamp_is_end_of_period": station.timestamp_is_end_of_period,
-        "averaging_period_minutes": station.averaging_period_minutes,
+    station = clock.station
+    key: dict[str, Any] = {
+        **clock.at().values(),
         "parsers": station.parser_options,
         "reader": repr(station.reader),
     }
+    changes = clock.changes()
+    if changes:  # only then: other stations keep the fingerprint they had
+        key["document_clock"] = changes
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _reparse_if_settings_changed(ledger: Ledger, data_dir: Path, station: StationConfig) -> int:
+def _reparse_if_settings_changed(ledger: Ledger, data_dir: Path, clock: StationClock) -> int:
     """Forget the parse outcomes made under other settings, so they are redone."""
-    new = settings_fingerprint(station)
+    station = clock.station
+    new = settings_fingerprint(clock)
     old = ledger.build_fingerprint(station.id, SETTINGS_STAGE)
     if old == new:
         return 0
@@ -215,7 +241,9 @@ class Outcome:
     readings: int = 0
 
 
-def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Outcome:
+def _parse_and_write(
+    config: Config, station: StationConfig, row: FileRow, clock: StationClock | None = None
+) -> Outcome:
     """Parse one file and write its readings; never raises for bad input."""
     data_dir = config.data_dir
     path = data_dir / row.path
@@ -226,7 +254,7 @@ def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Ou
     if archive_kind(head) is not None:
         return Outcome("archive")  # the unpack stage owns archives
     try:
-        result, frame, details = parse_one(config, station, row)
+        result, frame, details = parse_one(config, station, row, clock)
     except NotReadingsError as exc:
         return Outcome("skipped", str(exc))
     except ParseError as exc:

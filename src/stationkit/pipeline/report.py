@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from stationkit.atomic import write_bytes
+from stationkit.clock import station_clock
 from stationkit.config import Config, StationConfig
 from stationkit.export.report import Availability, MonthAvailability, heatmap_png
 from stationkit.export.select import (
@@ -50,11 +51,13 @@ def report_station(
 ) -> StationReport:
     """Availability per point and month of one station.
 
-    Months and times are in the logger's local time (``utc_offset_hours``),
+    Months and times are in the logger's local time (the station's clock,
+    :func:`stationkit.clock.station_clock`),
     or UTC with ``utc``; ``start`` / ``end`` bound the period [start, end) in
     that zone. A station without clean data gives an empty report.
     """
-    offset = 0.0 if utc else float(station.utc_offset_hours or 0.0)
+    clock = station_clock(station)  # stations.toml, else the IEA document
+    offset = 0.0 if utc else clock.offset_hours
     sel = Selection(
         station=station.id,
         start=to_utc(start, offset),
@@ -70,11 +73,7 @@ def report_station(
     if not files:
         log.info("%s: no clean data", station.id)
         return report
-    step = (
-        timedelta(minutes=station.averaging_period_minutes)
-        if station.averaging_period_minutes
-        else None
-    )
+    step = clock.period
     catalog = read_catalog(files, sel, step=step)
     if sel.points and (sel.start is None or sel.end is None):
         # the station's period, not the chosen points': a late sensor is short

@@ -306,7 +306,8 @@ def unfinished_marker(data_dir: Path) -> Iterator[None]:
     marker = data_dir / MARKER
     if marker.exists():
         removed = sum(
-            clean_temp_files(data_dir / top) for top in ("raw", "staging", "lake", "exports")
+            clean_temp_files(data_dir / top)
+            for top in ("raw", "staging", "lake", "exports", "quarantine", "cache")
         )
         if removed:
             log.warning("removed %d temporary file(s) left by an interrupted run", removed)
