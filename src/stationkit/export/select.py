@@ -69,14 +69,29 @@ def clean_dir(data_dir: Path, station: str) -> Path:
     return data_dir / "lake" / "clean" / f"station={station}"
 
 
-def clean_files(data_dir: Path, station: str) -> list[Path]:
-    """Every Parquet file of a station's lake/clean, in a stable order."""
+def clean_files(
+    data_dir: Path, station: str, start: datetime | None = None, end: datetime | None = None
+) -> list[Path]:
+    """The Parquet files of a station's lake/clean, in a stable order.
+
+    With ``start`` / ``end`` (UTC instants, [start, end)), month files
+    (``YYYY-MM.parquet``) outside that period are left out unopened.
+    """
     folder = clean_dir(data_dir, station)
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.rglob("*.parquet") if p.is_file() and not p.name.startswith(TMP_PREFIX)
-    )
+    return [
+        p
+        for p in sorted(folder.rglob("*.parquet"))
+        if p.is_file() and not p.name.startswith(TMP_PREFIX) and _in_period(p, start, end)
+    ]
+
+
+def _in_period(path: Path, start: datetime | None, end: datetime | None) -> bool:
+    month = month_of_name(path.name)
+    if month is None:
+        return True
+    return (start is None or month.end > start) and (end is None or month.start < end)
 
 
 @dataclass(frozen=True)

@@ -441,7 +441,7 @@ def _build(
             {
                 "setup": setup,
                 "files": [inputs.identities[f.file_id] for f in by_month[m]],
-                "flags": _flags_reaching(intervals, m),
+                "flags": _flags_reaching(intervals, m, by_month[m]),  # type: ignore[arg-type]
             }
         )
         for m in months
@@ -510,11 +510,14 @@ def _build(
 LEGACY_NAME = "clean.parquet"
 
 
-def _flags_reaching(intervals: Sequence[FlagInterval], month: Month) -> list[Any]:
-    """The flag intervals (logger time) that may hit rows of ``month`` (UTC):
-    a day of slack on each side covers any logger's UTC offset."""
-    lo = (month.start - timedelta(days=1)).replace(tzinfo=None)
-    hi = (month.end + timedelta(days=1)).replace(tzinfo=None)
+def _flags_reaching(
+    intervals: Sequence[FlagInterval], month: Month, files: Sequence[ReadingsFile]
+) -> list[Any]:
+    """The flag intervals (logger time) that may hit rows of ``month`` (UTC
+    period starts), whose readings came from ``files``."""
+    offsets = [timedelta(hours=f.utc_offset_hours) for f in files] or [timedelta(0)]
+    lo = (month.start + min(offsets)).replace(tzinfo=None)
+    hi = (month.end + max(offsets)).replace(tzinfo=None)
     return [
         [i.point, i.statistic, i.start, i.end, list(i.flags)]
         for i in intervals

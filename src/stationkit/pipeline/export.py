@@ -363,8 +363,7 @@ def export_station(
 
     data_dir = config.data_dir
     folder = clean_dir(data_dir, station.id)
-    files = clean_files(data_dir, station.id)
-    if not files:
+    if not clean_files(data_dir, station.id):
         raise ExportError(
             f"{station.id}: no clean data in {_rel(folder, data_dir)}; "
             "run `stationkit calibrate` first"
@@ -388,7 +387,9 @@ def export_station(
         files=[_rel(t, data_dir) for t in targets],
     )
     step = clock.period
-    parts = clean_parts(data_dir, station.id, ledger)
+    # only the months of the period are opened
+    parts = clean_parts(data_dir, station.id, ledger, sel)
+    files = [p.path for p in parts]
     fingerprint = _fingerprint(
         {
             "version": [__version__, EXPORT_VERSION],
@@ -420,7 +421,9 @@ def export_station(
         known = {c.point for c in catalog.columns}
         unknown = [p for p in sel.points if p not in known]
         if unknown:
-            everything = read_catalog(files, Selection(station.id), step=catalog.step)
+            everything = read_catalog(
+                clean_files(data_dir, station.id), Selection(station.id), step=catalog.step
+            )
             names = sorted({c.point for c in everything.columns})
             raise ExportError(
                 f"{station.id}: no readings of point {unknown[0]!r} in the period; points in "
@@ -513,7 +516,7 @@ def export_station(
     return summary
 
 
-def clean_parts(data_dir: Path, station: str, ledger: Ledger) -> list[CleanPart]:
+def clean_parts(data_dir: Path, station: str, ledger: Ledger, sel: Selection) -> list[CleanPart]:
     """Every lake/clean file of a station and what identifies its rows: the
     month's build fingerprint from the ledger, else a hash of its content."""
     built = {
@@ -522,7 +525,7 @@ def clean_parts(data_dir: Path, station: str, ledger: Ledger) -> list[CleanPart]
         if r["output"] is not None
     }
     out = []
-    for path in clean_files(data_dir, station):
+    for path in clean_files(data_dir, station, sel.start, sel.end):
         st = path.stat()
         known = built.get(path.relative_to(data_dir).as_posix())
         content = f"{known}:{st.st_size}" if known is not None else sha256_file(path)

@@ -46,7 +46,7 @@ def station_outputs(station: str) -> tuple[str, ...]:
 
 def station_state(station: str) -> tuple[str, ...]:
     """What a rebuild replaces besides the outputs."""
-    return (f"staging/{station}", f"quarantine/{station}")
+    return (f"staging/{station}", f"quarantine/{station}", f"cache/export/{station}")
 
 
 @dataclass
@@ -163,7 +163,7 @@ def rebuild(
     return result
 
 
-_LEDGER_TABLES = ("files", "parses", "builds")
+_LEDGER_TABLES = ("files", "parses", "builds", "partitions", "export_parts")
 
 
 def _swap(data: Path, aside: Path, stations: list[str]) -> None:

@@ -69,7 +69,7 @@ def report_station(
     if sel.start is not None and sel.end is not None and sel.end <= sel.start:
         raise ExportError(f"{station.id}: the end ({end}) must come after the start ({start})")
     report = StationReport(station.id, sel.zone_name())
-    files = clean_files(config.data_dir, station.id)
+    files = clean_files(config.data_dir, station.id, sel.start, sel.end)
     if not files:
         log.info("%s: no clean data", station.id)
         return report
