@@ -192,11 +192,12 @@ def test_a_record_outside_data_is_an_error_naming_its_line() -> None:
         read_csixml(HERE / "record_after_data.xml")
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_shuffled_lines_never_crash(seed: int) -> None:
+def test_shuffled_lines_never_crash() -> None:
     lines = (HERE / "tiny.xml").read_bytes().split(b"\n")
-    random.Random(seed).shuffle(lines)
-    try:
-        read_csixml(io.BytesIO(b"\n".join(lines)), name="shuffled.xml")
-    except ParseError as exc:
-        assert str(exc).startswith("shuffled.xml")
+    rng = random.Random(7)
+    for _ in range(300):
+        rng.shuffle(lines)
+        try:
+            read_csixml(io.BytesIO(b"\n".join(lines)), name="shuffled.xml")
+        except ParseError as exc:
+            assert str(exc).startswith("shuffled.xml")
