@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from stationkit import plausible
 from stationkit.atomic import link_or_copy
 from stationkit.calibrate.iea43 import with_document_time
 from stationkit.config import Config, StationConfig
@@ -42,6 +43,7 @@ from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
 from stationkit.pipeline.unpack import stale_member_ids
+from stationkit.plausible import Window
 from stationkit.store import readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
@@ -81,9 +83,14 @@ def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
 
 
 def parse_one(
-    config: Config, station: StationConfig, row: FileRow
+    config: Config, station: StationConfig, row: FileRow, bounds: Window | None = None
 ) -> tuple[ParseResult, pl.DataFrame, dict[str, Any]]:
-    """Parse one file; return the result, the UTC wide frame and ledger details."""
+    """Parse one file; return the result, the UTC wide frame and ledger details.
+
+    Rows whose period start lies outside ``bounds`` (default: the window of
+    :mod:`stationkit.plausible` for the file's own source mtime) are dropped
+    with a warning; a file with rows but none inside raises ParseError.
+    """
     path = config.data_dir / row.path
     try:
         fmt = detect_format(path, name=row.path)
@@ -110,6 +117,13 @@ def parse_one(
             warnings.append(
                 "rows with the same timestamp but different values kept; calibrate picks one"
             )
+    if bounds is None:
+        bounds = plausible.window(station, row.mtime)
+    frame, dropped = plausible.keep_plausible(frame, bounds)
+    if dropped is not None:
+        if frame.height == 0:
+            raise ParseError(row.path, f"no row has a plausible timestamp: {dropped}")
+        warnings.append(dropped)
     details = {
         "format": fmt,
         "warnings": warnings,
@@ -138,11 +152,13 @@ def parse_station(
         _retire(ledger, data_dir, station.id, file_id)
         summary.superseded += 1
     rows = ledger.files_to_parse(station.id)
+    # read in this thread: the workers never touch the ledger
+    bounds = {row.id: plausible.window(station, source_mtime(ledger, row)) for row in rows}
 
     def work(row: FileRow) -> Outcome:
         if progress is not None:
             progress(row.path)
-        return _parse_and_write(config, station, row)
+        return _parse_and_write(config, station, row, bounds[row.id])
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
@@ -154,6 +170,15 @@ def parse_station(
         for row in rows:
             _record(ledger, data_dir, station, row, work(row), summary)
     return summary
+
+
+def source_mtime(ledger: Ledger, row: FileRow) -> float | None:
+    """The modification time at the source of ``row``, or of the archive it came from."""
+    seen = 0
+    while row.mtime is None and row.parent_id is not None and seen < 16:
+        row = ledger.get_file(row.parent_id)
+        seen += 1
+    return row.mtime
 
 
 def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
@@ -169,11 +194,17 @@ def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
 
 
 SETTINGS_STAGE = "parse-settings"
+#: the version of what parsing keeps (cut last lines, non-finite values,
+#: implausible timestamps): a lake made under other rules is parsed again
+PARSE_RULES = 2
 
 
 def settings_fingerprint(station: StationConfig) -> str:
     """What the readings of a station depend on besides the files themselves."""
     key = {
+        "rules": PARSE_RULES,
+        "valid_from": station.valid_from,
+        "valid_to": station.valid_to,
         "utc_offset_hours": station.utc_offset_hours,
         "timestamp_is_end_of_period": station.timestamp_is_end_of_period,
         "averaging_period_minutes": station.averaging_period_minutes,
@@ -215,7 +246,9 @@ class Outcome:
     readings: int = 0
 
 
-def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Outcome:
+def _parse_and_write(
+    config: Config, station: StationConfig, row: FileRow, bounds: Window | None = None
+) -> Outcome:
     """Parse one file and write its readings; never raises for bad input."""
     data_dir = config.data_dir
     path = data_dir / row.path
@@ -226,7 +259,7 @@ def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Ou
     if archive_kind(head) is not None:
         return Outcome("archive")  # the unpack stage owns archives
     try:
-        result, frame, details = parse_one(config, station, row)
+        result, frame, details = parse_one(config, station, row, bounds)
     except NotReadingsError as exc:
         return Outcome("skipped", str(exc))
     except ParseError as exc:
@@ -237,7 +270,8 @@ def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Ou
             "failed", f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})"
         )
     out = readings_path(data_dir, station.id, row.id)
-    n = write_readings(out, station.id, row.id, frame, result.channels)
+    warnings: list[str] = details["warnings"]
+    n = write_readings(out, station.id, row.id, frame, result.channels, warnings)
     stamps = frame.get_column(TIMESTAMP)
     meta = asdict(result.meta)
     meta.pop("warnings", None)
@@ -254,10 +288,10 @@ def _parse_and_write(config: Config, station: StationConfig, row: FileRow) -> Ou
             "channels": [asdict(c) for c in result.channels],
             "skipped_channels": list(result.meta.skipped_channels),
             "meta": meta,
-            "warnings": details["warnings"],
+            "warnings": warnings,
             "output": out.relative_to(data_dir).as_posix(),
         },
-        warnings=tuple(details["warnings"]),
+        warnings=tuple(warnings),
         readings=n,
     )
 
