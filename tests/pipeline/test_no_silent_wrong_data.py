@@ -193,3 +193,33 @@ def test_rebuild_keeps_the_same_plausibility_bounds(tmp_path: Path) -> None:
     # raw/ holds the file with today's mtime; the ledger's source mtime decides
     result = rebuild(cfg, [cfg.stations["M1"]], check=True)
     assert result.differences == []
+
+
+def test_the_store_writes_only_finite_values_or_null(tmp_path: Path) -> None:
+    from stationkit.parsers.base import ChannelInfo
+    from stationkit.store import write_readings
+
+    frame = pl.DataFrame(
+        {
+            "timestamp": [datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(5)],
+            "a": [1.0, float("nan"), float("inf"), -1e300, 9.99e299],
+            "b": [None, 2.0, float("-inf"), 3.0, 4.0],
+        }
+    )
+    found: list[str] = []
+    out = tmp_path / "part.parquet"
+    n = write_readings(out, "S", 7, frame, [ChannelInfo("a"), ChannelInfo("b")], found)
+    assert n == 10
+    table = pl.read_parquet(out)
+    assert table.filter(pl.col("channel") == "a")["value"].to_list() == [
+        1.0,
+        None,
+        None,
+        None,
+        9.99e299,
+    ]
+    assert table.filter(pl.col("channel") == "b")["value"].to_list() == [None, 2.0, None, 3.0, 4.0]
+    assert found == [
+        "4 value(s) that are not finite numbers (inf, NaN or |v| >= 1e+300) stored as null: "
+        "'a' (3), 'b' (1)"
+    ]
