@@ -251,3 +251,12 @@ def test_high_resolution_overrange_and_nan() -> None:
         (dt(2021, 1, 10, 12, 0), None, None, 99999.5, None),
         (dt(2021, 1, 10, 12, 10), None, None, 1.0, 2.0),
     ]
+
+
+def test_mixed_cr_lf_crlf_line_ends_each_end_a_record() -> None:
+    data = (
+        b"201,2016,160,1045,1.5,2.5\r\n201,2016,160,1055,1.6,2.6\r"
+        b"201,2016,160,1105,1.7,2.7\n201,2016,160,1115,1.8,2.8\r\n"
+    )
+    result = read_mixed_array(io.BytesIO(data))
+    assert result.frame.get_column("A201_F05").to_list() == [1.5, 1.6, 1.7, 1.8]

@@ -126,10 +126,10 @@ def read_mixed_array(
     display = source_name(source, name)
     names_by_id = _normalise(arrays or {}, display)
     text = read_bytes(source).decode("ascii", errors="replace")
-    if "\r" in text and "\n" not in text:
-        text = text.replace("\r", "\n")  # lone-CR line ends
+    if "\r" in text:
+        # CR, LF and CRLF line ends, even mixed, each end one line
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = pl.Series("line", [text], dtype=pl.String).str.split("\n").explode()
-    lines = lines.str.strip_chars_end("\r")
     warnings: list[str] = []
     if lines.len() and lines[-1] == "":
         lines = lines.head(lines.len() - 1)
