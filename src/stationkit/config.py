@@ -16,6 +16,7 @@ import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +91,10 @@ class StationConfig:
     utc_offset_hours: float | None = None
     timestamp_is_end_of_period: bool | None = None
     averaging_period_minutes: float | None = None
+    #: readings before this instant (UTC) are dropped as implausible (commissioning)
+    valid_from: datetime | None = None
+    #: readings from this instant (UTC) on are dropped as implausible (decommissioning)
+    valid_to: datetime | None = None
     metadata: Path | None = None
     source: SourceConfig | None = None
     archives: ArchiveConfig = field(default_factory=ArchiveConfig)
@@ -139,8 +144,10 @@ _SFTP_KEYS = (
 _STATION_KEYS = (
     "name", "latitude", "longitude", "elevation_m", "utc_offset_hours",
     "timestamp_is_end_of_period", "averaging_period_minutes", "metadata", "source",
-    "archives", "fetch_interval_minutes", "parsers", "reader",
+    "archives", "fetch_interval_minutes", "parsers", "reader", "valid_from", "valid_to",
 )  # fmt: skip
+#: readings before this are never plausible (see stationkit.plausible)
+EARLIEST_READING = datetime(1980, 1, 1, tzinfo=UTC)
 #: sections other stages validate themselves (calibration, flags, QC, exports)
 _STAGE_SECTIONS = ("points", "sensors", "flags", "qc", "export", "exports")
 
@@ -239,6 +246,17 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
                 raise ConfigError(f"{pt.key(fmt)}: expected a table of parser options")
             _check_parser_options(fmt, opts, pt.key(fmt))
             parser_options[fmt] = opts
+    valid_from, valid_to = t.instant("valid_from"), t.instant("valid_to")
+    if valid_from is not None and valid_from < EARLIEST_READING:
+        raise ConfigError(
+            f"{t.key('valid_from')}: readings before 1980-01-01 are never kept; "
+            f"expected a later date, got {valid_from.date().isoformat()}"
+        )
+    if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+        raise ConfigError(
+            f"{t.key('valid_to')}: expected a time after valid_from "
+            f"({valid_from.isoformat()}), got {valid_to.isoformat()}"
+        )
     station = StationConfig(
         id=sid,
         name=t.text("name"),
@@ -257,6 +275,8 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
         or 0.0,
         parser_options=parser_options,
         reader=reader,
+        valid_from=valid_from,
+        valid_to=valid_to,
         extra=extra,
     )
     t.done(_STATION_KEYS + _STAGE_SECTIONS)

@@ -8,6 +8,11 @@ channel so memory stays at one wide frame plus one channel slice. Encodings
 are chosen for size and for byte-identical output from identical input:
 timestamps and file ids delta-encoded, values dictionary-encoded (met values
 repeat), zstd, no wall-clock metadata.
+
+A reading is a finite number or null, whatever the parser gave: infinities,
+NaN and magnitudes of ABSURD_MAGNITUDE or more (``1e309`` overflows to inf;
+``9.9e300`` is no measurement) are stored as null, here and only here, with
+one warning per file naming the channels and counts.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ READINGS_SCHEMA = pa.schema(
     ]
 )
 ROW_GROUP_ROWS = 1 << 20
+#: values at least this large in magnitude are no measurement: stored as null
+ABSURD_MAGNITUDE = 1e300
 
 
 def readings_dir(data_dir: Path, station: str) -> Path:
@@ -70,16 +77,41 @@ def _repeat(value: str | None, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n))
 
 
+def _finite(values: pa.Array) -> tuple[pa.Array, int]:
+    """``values`` with NaN, +-inf and absurd magnitudes as null; how many there were."""
+    good = pc.less(pc.abs(values), ABSURD_MAGNITUDE)  # false for NaN and inf, null for null
+    bad = int(pc.sum(pc.invert(good)).as_py() or 0)
+    if bad == 0:
+        return values, 0
+    return pc.if_else(good, values, pa.scalar(None, pa.float64())), bad
+
+
+def _not_finite_warning(replaced: dict[str, int]) -> str:
+    shown = ", ".join(f"{name!r} ({n})" for name, n in list(replaced.items())[:MAX_NAMED])
+    more = f" and {len(replaced) - MAX_NAMED} more channel(s)" if len(replaced) > MAX_NAMED else ""
+    return (
+        f"{sum(replaced.values())} value(s) that are not finite numbers "
+        f"(inf, NaN or |v| >= {ABSURD_MAGNITUDE:g}) stored as null: {shown}{more}"
+    )
+
+
+#: channels named in one warning
+MAX_NAMED = 10
+
+
 def write_readings(
     path: Path,
     station: str,
     file_id: int,
     frame: pl.DataFrame,
     channels: Sequence[ChannelInfo],
+    warnings: list[str] | None = None,
 ) -> int:
     """Write the wide ``frame`` (UTC period-start timestamps) as tidy rows.
 
     Returns the number of readings written. The file appears atomically.
+    Values that are not finite numbers (see ABSURD_MAGNITUDE) become null;
+    one warning naming the channels is appended to ``warnings``.
     """
     if not frame.get_column(TIMESTAMP).is_sorted():
         frame = frame.sort(TIMESTAMP, maintain_order=True)  # a copy: only when needed
@@ -88,13 +120,16 @@ def write_readings(
     station_col = _repeat(station, n)
     file_col = pa.array(np.full(n, file_id, dtype=np.int64))
     total = 0
+    replaced: dict[str, int] = {}
     pending: list[pa.Table] = []
     pending_rows = 0
     with atomic_output(path) as tmp:
         writer = _writer(tmp)
         try:
             for ch in sorted(channels, key=lambda c: c.name):
-                values = frame.get_column(ch.name).to_arrow()
+                values, bad = _finite(frame.get_column(ch.name).to_arrow())
+                if bad:
+                    replaced[ch.name] = bad
                 table = pa.Table.from_arrays(
                     [
                         station_col,
@@ -119,4 +154,6 @@ def write_readings(
                 writer.write_table(table, row_group_size=ROW_GROUP_ROWS * 2)
         finally:
             writer.close()
+    if replaced and warnings is not None:
+        warnings.append(_not_finite_warning(replaced))
     return total

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,31 @@ class TomlTable:
     def when(self, name: str) -> datetime | None:
         value = self.data.pop(name, None)
         return None if value is None else local_time(value, self.key(name))
+
+    def instant(self, name: str) -> datetime | None:
+        """A UTC instant: a TOML date or date-time (taken as UTC when it has no
+        zone; converted when it has one) or ISO text."""
+        value = self.data.pop(name, None)
+        if value is None:
+            return None
+        result: datetime | None = None
+        if isinstance(value, datetime):
+            result = value
+        elif isinstance(value, date):
+            result = datetime.combine(value, time())
+        elif isinstance(value, str):
+            try:
+                result = datetime.fromisoformat(value.strip())
+            except ValueError:
+                result = None
+        if result is None:
+            raise ConfigError(
+                f"{self.key(name)}: expected a UTC date or date-time like 2024-03-01 or "
+                f"2024-03-01T09:00:00Z, got {show_value(value)}"
+            )
+        if result.tzinfo is None:
+            return result.replace(tzinfo=UTC)
+        return result.astimezone(UTC)
 
     def day(self, name: str) -> date | None:
         value = self.data.pop(name, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from datetime import datetime
 from pathlib import Path
 
@@ -172,3 +173,31 @@ def test_sniff_accepts_fixtures_and_rejects_other_corpus_files() -> None:
     for path in CORPUS.rglob("*"):
         if path.is_file() and path not in ours:
             assert not sniff(path.read_bytes()[:8192]), path.name
+
+
+def test_quoted_missing_markers_are_missing() -> None:
+    # <v1>&quot;NAN&quot;</v1> refused the whole file once
+    result = read_csixml(HERE / "quoted_nan.xml")
+    assert result.frame.get_column("WS_ms_Avg").to_list() == [None, None]
+    assert result.frame.get_column("T_probe").to_list() == [1019.9999, None]  # "INF"
+    assert result.frame.get_column("WS_ms_Std").to_list() == [1.24, None]
+
+
+def test_a_record_outside_data_is_an_error_naming_its_line() -> None:
+    with pytest.raises(
+        ParseError,
+        match=r"record_after_data\.xml, line 28: record 2: expected <r> records inside "
+        r"<data>, found one inside <csixml>",
+    ):
+        read_csixml(HERE / "record_after_data.xml")
+
+
+def test_shuffled_lines_never_crash() -> None:
+    lines = (HERE / "tiny.xml").read_bytes().split(b"\n")
+    rng = random.Random(7)
+    for _ in range(300):
+        rng.shuffle(lines)
+        try:
+            read_csixml(io.BytesIO(b"\n".join(lines)), name="shuffled.xml")
+        except ParseError as exc:
+            assert str(exc).startswith("shuffled.xml")

@@ -187,7 +187,8 @@ def test_utf8_lf_no_trailing_tab_duplicate_rows_no_final_newline() -> None:
     assert r.rows == 3  # the exact duplicate row is kept
     assert r.frame.row(1) == r.frame.row(2)
     assert r.frame.get_column("30m水平风速(m/s)").to_list() == [5.799, None, None]
-    assert any("no line break" in w for w in r.meta.warnings)
+    # a third copy ends the file without a line break: it may be cut short
+    assert any("line 14: truncated last line dropped (no line break" in w for w in r.meta.warnings)
 
 
 def test_lone_cr_line_breaks() -> None:

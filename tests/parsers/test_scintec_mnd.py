@@ -118,9 +118,18 @@ def test_line_endings(newline: bytes) -> None:
     assert read_scintec_mnd(io.BytesIO(data)).frame.equals(read_scintec_mnd(TINY).frame)
 
 
-def test_bom_and_no_final_newline() -> None:
-    data = b"\xef\xbb\xbf" + TINY.read_bytes().rstrip(b"\n")
+def test_bom() -> None:
+    data = b"\xef\xbb\xbf" + TINY.read_bytes()
     assert read_scintec_mnd(io.BytesIO(data)).frame.equals(read_scintec_mnd(TINY).frame)
+
+
+def test_last_row_without_line_break_is_dropped() -> None:
+    # its last number may be cut short ("0.1" of "0.15"): the same as without the row
+    whole = TINY.read_bytes().rstrip(b"\n")
+    res = read_scintec_mnd(io.BytesIO(whole))
+    without = read_scintec_mnd(io.BytesIO(whole[: whole.rfind(b"\n") + 1]))
+    assert res.frame.equals(without.frame)
+    assert "truncated last line dropped (no line break" in res.meta.warnings[0]
 
 
 def test_truncated_last_line_dropped() -> None:

@@ -68,16 +68,20 @@ def test_tiny_exact_table() -> None:
     result = read_toaci1(HERE / "tiny_no_final_break.dat")
     expected = pl.DataFrame(
         {
-            "timestamp": [dt(2024, 1, 31, 23, 50), dt(2024, 2, 1, 0, 0), dt(2024, 2, 1, 0, 10)],
-            "WS_ms_Avg": [8.37, None, 7.652],  # "NAN"
-            "AirT_C": [-0.057, 1019.9999, -1.5],
+            "timestamp": [dt(2024, 1, 31, 23, 50), dt(2024, 2, 1, 0, 0)],
+            "WS_ms_Avg": [8.37, None],  # "NAN"
+            "AirT_C": [-0.057, 1019.9999],
         },
         schema_overrides={"timestamp": pl.Datetime("us")},
     )
     assert result.frame.equals(expected)
     assert result.meta.skipped_channels == ("Status",)  # quoted text
     assert result.meta.station_name == "Mast7"
-    assert any("no line break after the last line" in w for w in result.meta.warnings)
+    # the last line has no line break and ends in a number ("-1.5" of "-1.57"?)
+    assert any(
+        w.startswith("line 5: truncated last line dropped (no line break, and its last value")
+        for w in result.meta.warnings
+    )
 
 
 def test_truncated_last_line_crlf() -> None:
@@ -196,3 +200,11 @@ def test_timestamps_quickly_reports_a_bad_value_beyond_the_sample_like_parse_tim
         toaci1.timestamps_quickly(series, name="f", first_line=3)
     assert got.value.line == expected.value.line == 5006
     assert got.value.reason == expected.value.reason
+
+
+def test_a_file_cut_inside_its_last_number_drops_that_line() -> None:
+    result = read_toaci1(HERE / "cut_in_last_number.dat")
+    assert result.frame.get_column("AirT_C").to_list() == [12.93]
+    assert result.meta.warnings[0].startswith(
+        "line 4: truncated last line dropped (no line break, and its last value '12.'"
+    )

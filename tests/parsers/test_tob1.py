@@ -354,3 +354,69 @@ def test_fp2_decodes_as_campbell_prints_it(words: list[int]) -> None:
     )
     r = read_tob1(io.BytesIO(head + body))
     assert r.frame.get_column("X").to_list() == [_fp2_reference(w) for w in words]
+
+
+def _corpus(name: str) -> tuple[bytes, ParseResult]:
+    path = CORPUS / "TOB1" / name
+    return path.read_bytes(), read_tob1(path)
+
+
+TOXX = "thyyppa__Toxx__DemoOutputTob1.dat"
+
+
+@pytest.mark.parametrize("records", [1, 3])
+def test_appended_garbage_records_are_cut_at_their_byte_offset(records: int) -> None:
+    data, base = _corpus(TOXX)
+    size, start = base.meta.extra["record_size"], base.meta.extra["header_bytes"]
+    end = start + base.rows * size  # the corpus file ends with a stray byte after it
+    # random bytes decode to times anywhere in 1990..2126: far from the last record
+    garbage = b"\xa5" * size * records  # SECONDS 0xa5a5a5a5: the year 2078
+    result = read_tob1(io.BytesIO(data[:end] + garbage), name="d.dat")
+    assert_frame_equal(result.frame, base.frame)
+    assert any(
+        w.startswith(f"byte {end}: record {base.rows + 1} is not a record of this file")
+        for w in result.meta.warnings
+    )
+
+
+def test_bytes_inserted_inside_a_record_cut_the_file_there() -> None:
+    data, base = _corpus(TOXX)
+    size, start = base.meta.extra["record_size"], base.meta.extra["header_bytes"]
+    at = start + 100 * size + 5  # inside record 101, after its SECONDS field
+    result = read_tob1(io.BytesIO(data[:at] + b"\x93\x11\xfe" + data[at:]), name="d.dat")
+    assert_frame_equal(result.frame, base.frame.head(100))
+    assert any(
+        w.startswith(f"byte {start + 100 * size}: record 101 is not a record of this file")
+        for w in result.meta.warnings
+    )
+
+
+def test_a_foreign_first_record_refuses_the_file() -> None:
+    data, base = _corpus(TOXX)
+    start = base.meta.extra["header_bytes"]
+    # SECONDS of record 1 set to 2126: the records after it agree with each other
+    bad = data[:start] + struct.pack("<I", 0xFFFFFF00) + data[start + 4 :]
+    with pytest.raises(
+        ParseError, match=rf"d\.dat: byte {start}: the first record is not a logger record"
+    ):
+        read_tob1(io.BytesIO(bad), name="d.dat")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_garbage_never_adds_a_record(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    for name in (TOXX, "alextsfox__camp2ascii__TOB1_full16.dat"):
+        data, base = _corpus(name)
+        start = base.meta.extra["header_bytes"]
+        for _ in range(20):
+            at = rng.randrange(start, len(data))
+            mutated = data[:at] + rng.randbytes(rng.randrange(1, 64)) + data[at:]
+            try:
+                result = read_tob1(io.BytesIO(mutated))
+            except ParseError as exc:  # refused: the first record cannot be trusted
+                assert "the first record is not a logger record" in str(exc)
+                continue
+            got = set(result.frame.get_column("timestamp").to_list())
+            assert got <= set(base.frame.get_column("timestamp").to_list())

@@ -277,3 +277,20 @@ def test_subsecond_count_beyond_one_second_is_flagged(tmp_path: Path) -> None:
     r = read_tob3(_one_frame_file(tmp_path, "1 SEC", "SecMsec", 5000))
     assert len(r.meta.warnings) == 1
     assert "over one second at the stated resolution 'SecMsec'" in r.meta.warnings[0]
+
+
+def test_a_valid_frame_with_a_foreign_time_is_cut_at_its_byte_offset() -> None:
+    path = CORPUS / "TOB3" / "alextsfox__camp2ascii__TOB3_long19.dat"
+    data, base = path.read_bytes(), read_tob3(path)
+    fs, start = base.meta.extra["frame_size"], base.meta.extra["header_bytes"]
+    end = start + (len(data) - start) // fs * fs
+    first = data[start : start + fs]
+    (seconds,) = struct.unpack_from("<I", first)
+    # the stamp is valid, the time 63 years on: bytes from elsewhere, not this file
+    foreign = struct.pack("<I", seconds + 2_000_000_000) + first[4:]
+    result = read_tob3(io.BytesIO(data[:end] + foreign), name="r.dat")
+    assert_frame_equal(result.frame, base.frame)
+    assert any(
+        w.startswith(f"byte {end + 12}: record {base.rows + 1} is not a record of this file")
+        for w in result.meta.warnings
+    )

@@ -80,7 +80,8 @@ def test_corpus_kassel_values_metadata_and_channels() -> None:
     assert meta.utc_offset_hours is None
     assert meta.timestamp_is_end_of_period is None
     assert meta.warnings == (
-        "line 292: no line break after the last line (kept: all fields present)",
+        "line 292: no line break after the last line "
+        "(kept: all fields present; files of this format end without a line break)",
     )
 
     ch = {c.name: c for c in r.channels}

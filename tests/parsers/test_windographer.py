@@ -216,11 +216,10 @@ def test_truncated_last_line_is_dropped_with_a_warning() -> None:
 
 def test_lone_cr_line_ends_and_missing_final_break() -> None:
     result = read_windographer(HERE / "cr_only_no_final_break.txt")
-    assert result.frame.get_column("timestamp").to_list() == [
-        dt(2024, 2, 1, 0, 0),
-        dt(2024, 2, 1, 0, 10),
-    ]
-    assert result.frame.get_column("Spd80mN").to_list() == [5.5, 6.25]
+    # the last line ends in a number without a line break: it may be cut short
+    assert result.frame.get_column("timestamp").to_list() == [dt(2024, 2, 1, 0, 0)]
+    assert result.frame.get_column("Spd80mN").to_list() == [5.5]
+    assert any("truncated last line dropped (no line break" in w for w in result.meta.warnings)
 
 
 def test_latin1_preamble_and_unit() -> None:

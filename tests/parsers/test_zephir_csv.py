@@ -176,7 +176,7 @@ def test_bom_lf_no_final_newline_and_start_of_period() -> None:
     assert r.meta.utc_offset_hours == 1.0
     assert r.meta.extra["encoding"] == "utf-8-sig"
     assert r.meta.warnings == (
-        "line 3: no line break after the last line (kept: all fields present)",
+        "line 3: no line break after the last line (kept: its last field holds no reading)",
     )
 
 

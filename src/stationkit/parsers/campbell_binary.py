@@ -51,8 +51,9 @@ from __future__ import annotations
 import array
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import polars as pl
@@ -74,6 +75,16 @@ FP2_NAN = 0x9FFE
 
 #: how far into a file the header lines may reach [bytes]
 MAX_HEADER_BYTES = 1 << 20
+
+#: no Campbell logger time is earlier than its epoch
+CAMPBELL_EPOCH = datetime(1990, 1, 1)
+#: how far a record's time may step back from the record before it (a clock
+#: set back, a DST correction) ...
+MAX_STEP_BACK = timedelta(days=1)
+#: ... or forward (a logger switched off for a season) and still be a record
+#: of the same file; bytes appended or inserted decode to times anywhere in
+#: 1990..2126 and fail this almost always
+MAX_STEP_FORWARD = timedelta(days=400)
 
 Kind = Literal["float", "fp2", "int", "bool", "bits", "ascii", "time"]
 
@@ -403,3 +414,87 @@ def decode_values(
     return frame.select(
         timestamp.alias(TIMESTAMP), *[value_expr(f) for f in fields if f.name in wanted]
     )
+
+
+def first_foreign_record(stamps: pl.Series, *, misaligned: bool = False) -> tuple[int, str] | None:
+    """(index, why) of the first record whose time cannot belong to this file.
+
+    A record is foreign when its time is before the Campbell epoch, or steps
+    back more than MAX_STEP_BACK or forward more than MAX_STEP_FORWARD from
+    the record before it: what bytes appended to a file, or inserted into it
+    (every record after them misaligned), decode to. Bytes inserted inside a
+    record leave its start (and time) nearly intact: when the records before
+    lie on a regular grid of times (a whole number of the most common step
+    from the first) and it does not, it is foreign too -- if it is the last
+    before a foreign one, or anywhere when ``misaligned`` (the file does not
+    end on a record boundary). A second record that is foreign leaves nothing
+    to trust: the first is reported. None when all fit.
+    """
+    if stamps.len() == 0:
+        return None
+    step = stamps.diff()
+    early = stamps < CAMPBELL_EPOCH
+    bad = (early | (step < -MAX_STEP_BACK) | (step > MAX_STEP_FORWARD)).fill_null(False)
+    i = int(bad.arg_max() or 0) if bad.any() else None
+    j = _first_off_grid(stamps if i is None else stamps.head(i))
+    if j is not None and (misaligned or (i is not None and j == i - 1)):
+        return j, f"its time {stamps[j]} is off the regular times of the records before it"
+    if i is None:
+        return None
+    if i == 1:
+        return 0, f"the record after it is foreign too (its time {stamps[1]})"
+    when = stamps[i]
+    if early[i]:
+        return i, f"its time {when} is before 1990, the Campbell epoch"
+    delta = step[i]
+    assert isinstance(delta, timedelta)
+    if delta < timedelta(0):
+        return i, f"its time {when} is {-delta} before the previous record's"
+    return i, f"its time {when} is {delta} after the previous record's"
+
+
+def _first_off_grid(stamps: pl.Series) -> int | None:
+    """The first record off the grid of the records before it (at least 3 on it)."""
+    micros = stamps.dt.epoch("us")
+    if micros.len() < 4:
+        return None
+    steps = micros.diff().drop_nulls()
+    positive = steps.filter(steps > 0)
+    if positive.len() < 2:
+        return None
+    grid = int(positive.mode().min() or 0)  # type: ignore[arg-type]
+    if grid <= 0:
+        return None
+    off = ((micros - micros[0]) % grid) != 0
+    if not off.any():
+        return None
+    j = int(off.arg_max() or 0)
+    return j if j >= 3 else None
+
+
+def cut_foreign_records(
+    frame: pl.DataFrame,
+    offset_of: Callable[[int], int],
+    display: str,
+    warnings: list[str],
+    *,
+    misaligned: bool = False,
+) -> pl.DataFrame:
+    """``frame`` up to its first foreign record (:func:`first_foreign_record`),
+    with a warning naming that record's byte offset; a file whose first record
+    is foreign is a ParseError."""
+    found = first_foreign_record(frame.get_column(TIMESTAMP), misaligned=misaligned)
+    if found is None:
+        return frame
+    i, why = found
+    if i == 0:
+        raise ParseError(
+            display, f"byte {offset_of(0)}: the first record is not a logger record ({why})"
+        )
+    after = frame.height - i - 1
+    gone = f"it and the {after} record(s) after it were dropped" if after else "it was dropped"
+    warnings.append(
+        f"byte {offset_of(i)}: record {i + 1} is not a record of this file ({why}): "
+        f"{gone} (bytes appended to the file or inserted into it?)"
+    )
+    return frame.head(i)

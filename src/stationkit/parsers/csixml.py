@@ -24,7 +24,8 @@ Layout::
 Format rules this reader relies on:
 
 * ``<vN>`` is the value of the N-th ``<field>`` (1-based); a missing ``<vN>``
-  or an empty one is null, as are ``NAN``, ``INF`` and ``-INF``.
+  or an empty one is null, as are ``NAN``, ``INF`` and ``-INF``, bare or
+  quoted (``&quot;NAN&quot;``).
 * ``type`` says what a field holds: ``xsd:string`` and ``xsd:dateTime``
   (TMx/TMn time-of-extreme) fields are text, skipped and listed in
   ``meta.skipped_channels``; every other type (float, double, int, long,
@@ -39,6 +40,10 @@ Format rules this reader relies on:
   ``timestamp_is_end_of_period`` is None. ``no`` is the record number and is
   not stored.
 * Rows may be separated by blank lines and indentation; CRLF or LF.
+* Structure: ``<fields>`` before one ``<data>``, every ``<r>`` directly in
+  ``<data>``; records out of place are an error naming the record and line.
+  A document cut short (a file fetched while being written) is malformed
+  XML: it is refused, and its complete next version is read.
 
 Reading: LoggerNet writes one ``<r>`` per line with every ``<v1>..<vN>`` in
 order. Such a data section is matched line by line with one strict pattern
@@ -129,7 +134,7 @@ def _refuse_declarations(data: bytes, display: str) -> None:
 
 def _read_stream(data: bytes, display: str) -> ParseResult:
     """Any well-formed CSIXML, element by element (iterparse, rows dropped as read)."""
-    reader = _Reader(display)
+    reader = _Reader(display, lambda row: _record_line(data, row))
     try:
         for event, elem in ET.iterparse(io.BytesIO(data), events=("start", "end")):
             reader.handle(event, elem)
@@ -189,10 +194,17 @@ def _read_regular(data: bytes, display: str) -> ParseResult | None:
 
 
 class _Reader:
-    """Collects the head and the rows from iterparse events."""
+    """Collects the head and the rows from iterparse events.
 
-    def __init__(self, display: str) -> None:
+    The structure is checked as the events come: ``<fields>`` (in ``<head>``)
+    before one ``<data>``, and every ``<r>`` directly inside ``<data>``.
+    Anything else (records out of place, a second data section) is a
+    ParseError naming the record and, with ``locate``, its line.
+    """
+
+    def __init__(self, display: str, locate: _Locate | None = None) -> None:
         self.display = display
+        self.locate = locate
         self.seen_root = False
         self.seen_fields = False
         self.version: str | None = None
@@ -202,24 +214,21 @@ class _Reader:
         self.values: list[list[str | None]] = []
         self.max_index = 0
         self._data: ET.Element | None = None
+        self._data_done = False
         self._in_environment = False
+        self._stack: list[str] = []
+        self._records = 0  # every <r> start, in or out of place (for line numbers)
+
+    def _error(self, reason: str, record: int | None = None) -> ParseError:
+        line = self.locate(record) if self.locate is not None and record is not None else None
+        return ParseError(self.display, reason, line=line)
 
     def handle(self, event: str, elem: ET.Element) -> None:
         tag = elem.tag
         if event == "start":
-            if not self.seen_root:
-                if tag != ROOT:
-                    raise ParseError(
-                        self.display, f"expected a <csixml> root element, found <{tag}>", line=1
-                    )
-                self.seen_root = True
-                self.version = elem.get("version")
-            elif tag == "data":
-                self._data = elem
-                self.values = [[] for _ in self.fields]
-            elif tag == "environment":
-                self._in_environment = True
+            self._start(tag, elem)
             return
+        self._stack.pop()
         if tag == "r":
             self._row(elem)
             elem.clear()
@@ -229,10 +238,45 @@ class _Reader:
             self.fields.append(dict(elem.attrib))
         elif tag == "fields":
             self.seen_fields = True
+        elif tag == "data":
+            self._data_done = True
         elif tag == "environment":
             self._in_environment = False
         elif self._in_environment:
             self.environment[tag] = (elem.text or "").strip()
+
+    def _start(self, tag: str, elem: ET.Element) -> None:
+        parent = self._stack[-1] if self._stack else None
+        self._stack.append(tag)
+        if not self.seen_root:
+            if tag != ROOT:
+                raise ParseError(
+                    self.display, f"expected a <csixml> root element, found <{tag}>", line=1
+                )
+            self.seen_root = True
+            self.version = elem.get("version")
+        elif tag == "r":
+            record = self._records
+            self._records += 1
+            if parent != "data" or self._data_done:
+                raise self._error(
+                    f"record {record + 1}: expected <r> records inside <data>, "
+                    f"found one inside <{parent}>",
+                    record,
+                )
+        elif tag == "data":
+            if self._data is not None:
+                raise ParseError(self.display, "expected one <data> element, found a second")
+            if not self.seen_fields:
+                raise ParseError(
+                    self.display, "expected the <fields> list (in <head>) before <data>"
+                )
+            self._data = elem
+            self.values = [[] for _ in self.fields]
+        elif tag == "field" and self._data is not None:
+            raise ParseError(self.display, "expected every <field> before <data>, found one after")
+        elif tag == "environment":
+            self._in_environment = True
 
     def _row(self, elem: ET.Element) -> None:
         row = len(self.times)
@@ -243,10 +287,10 @@ class _Reader:
             tag = child.tag
             index = int(tag[1:]) if tag[:1] == "v" and tag[1:].isdigit() else 0
             if not 1 <= index <= len(self.fields):
-                raise ParseError(
-                    self.display,
+                raise self._error(
                     f"record {row + 1}: expected value elements <v1>..<v{len(self.fields)}>, "
                     f"found <{tag}>",
+                    row,
                 )
             self.values[index - 1][row] = child.text
 
@@ -324,7 +368,14 @@ class _Reader:
         text = raw.str.strip_chars()
         if field_type == "xsd:boolean":
             text = text.replace(BOOLEANS)
-        missing = text.is_null() | text.is_in(MISSING_MARKERS)
+        # a marker may come quoted (<v1>&quot;NAN&quot;</v1>): still missing
+        unquoted = text.str.strip_prefix('"').str.strip_suffix('"').str.strip_chars()
+        quoted = text.str.starts_with('"') & text.str.ends_with('"') & (text.str.len_chars() > 1)
+        missing = (
+            text.is_null()
+            | text.is_in(MISSING_MARKERS)
+            | (quoted & unquoted.is_in(MISSING_MARKERS))
+        )
         numbers = text.cast(pl.Float64, strict=False)
         bad = numbers.is_null() & ~missing
         if bad.any():

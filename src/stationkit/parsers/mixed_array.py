@@ -38,7 +38,9 @@ starting with the array ID, then the time fields, then the values::
   Numbers may have no leading zero (``.071``, ``-.22``).
 * Power loss leaves partially written records (``213,2010,49``): a line
   shorter than its array's usual width is dropped with a warning naming the
-  line; a file of nothing but such fragments is an error.
+  line; a file of nothing but such fragments is an error. A last line
+  without a line break is dropped with a warning too (its last number may be
+  cut short: ``...,12.`` of ``...,12.93``) unless a separator ends it.
 """
 
 from __future__ import annotations
@@ -124,15 +126,26 @@ def read_mixed_array(
     display = source_name(source, name)
     names_by_id = _normalise(arrays or {}, display)
     text = read_bytes(source).decode("ascii", errors="replace")
-    if "\r" in text and "\n" not in text:
-        text = text.replace("\r", "\n")  # lone-CR line ends
+    if "\r" in text:
+        # CR, LF and CRLF line ends, even mixed, each end one line
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = pl.Series("line", [text], dtype=pl.String).str.split("\n").explode()
-    lines = lines.str.strip_chars_end("\r")
     warnings: list[str] = []
     if lines.len() and lines[-1] == "":
         lines = lines.head(lines.len() - 1)
-    elif lines.len():
-        warnings.append(f"line {lines.len()}: no line break after the last line")
+    elif lines.len() and lines[-1].strip():
+        last = lines[-1].rstrip()
+        if last.endswith(SEPARATOR):
+            warnings.append(f"line {lines.len()}: no line break after the last line (kept)")
+        else:
+            # "...,1557,10" may be the start of "...,1557,1016": a file copied
+            # while the logger writes it
+            warnings.append(
+                f"line {lines.len()}: truncated last line dropped (no line break, and its "
+                f"last value {last.rsplit(SEPARATOR, 1)[-1][:24]!r} may be cut short, as in "
+                "a file copied while the logger writes it; its next version brings the line)"
+            )
+            lines = lines.head(lines.len() - 1)
     table = (
         lines.to_frame()
         .with_row_index("row")

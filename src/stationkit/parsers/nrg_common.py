@@ -477,6 +477,10 @@ def load_data(
         null_values=MISSING_MARKERS,
         required=columns[0],
         encoding="utf8-lossy",
+        # NRG's exporters print each column with a fixed count of decimals
+        # ("%.4f") and cloud exports end without a line break: that count
+        # proves a last line complete
+        fixed_decimals=True,
     )
     data: str | os.PathLike[str] | bytes = raw.path if raw.path is not None else raw.data or b""
     return load_table(data, layout, display)

@@ -40,8 +40,9 @@ Reading rules:
   duration when every block states the same one. The file states no zone.
 * Non-profile (type ``NS``) variables and ``FORMAT-1.1`` (scintillometer)
   files are not supported: ParseError, resp. not sniffed.
-* UTF-8 BOM, CRLF/LF/CR, a missing final line break are accepted; a
-  truncated last row (fewer fields) is dropped with a warning.
+* UTF-8 BOM, CRLF/LF/CR are accepted. A truncated last row (fewer fields)
+  is dropped with a warning, and so is a last row without a line break
+  (its last number may be cut short: ``12.`` of ``12.93``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def read_scintec_mnd(source: Source, *, name: str | None = None) -> ParseResult:
     profile_vars = [v for v in variables if v["type"] != NON_PROFILE_TYPE]
     if len(profile_vars) != len(variables):
         raise ParseError(fname, "non-profile (NS) variables are not supported")
-    return _data(lines, first_data, variables, extra, fname)
+    ends_with_break = text.endswith(("\n", "\r")) or text[-1:].isspace()
+    return _data(lines, first_data, variables, extra, fname, ends_with_break=ends_with_break)
 
 
 def _header(lines: list[str], fname: str) -> tuple[dict[str, object], list[dict[str, str]], int]:
@@ -153,6 +155,8 @@ def _data(
     variables: list[dict[str, str]],
     extra: dict[str, object],
     fname: str,
+    *,
+    ends_with_break: bool = True,
 ) -> ParseResult:
     width = len(variables)
     times: list[str] = []
@@ -197,6 +201,15 @@ def _data(
     if symbols is None:
         symbols = [v["symbol"] for v in variables]
 
+    last_cut = rows and row_lines[-1] == len(lines) and not ends_with_break
+    if last_cut and len(rows[-1].split()) >= width:
+        # "... 12." may be the start of "... 12.93": a file copied while written
+        warnings.append(
+            f"line {row_lines[-1]}: truncated last line dropped (no line break, and its "
+            f"last value {rows[-1].split()[-1][:24]!r} may be cut short; the file's next "
+            "version brings the line)"
+        )
+        rows, row_lines, row_block = rows[:-1], row_lines[:-1], row_block[:-1]
     values = _numbers(rows, row_lines, width, fname, warnings, last_line=len(lines))
     keep = len(values) // width
     blocks = np.asarray(row_block[:keep], dtype=np.int64)

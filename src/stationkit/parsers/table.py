@@ -4,9 +4,16 @@ polars reads the data block with an explicit schema (Float64 for numeric
 channels, String for timestamps and text), which is what makes a 150 MB
 TOA5 file parse at disk speed. What polars does not check, this module does:
 
-* the last line: a line that does not end with a line break and has fewer
-  fields than the header is a partial write -- it is dropped with a warning,
-  complete rows are kept;
+* the last line: a line that does not end with a line break may be a partial
+  write (a file fetched while the logger was still writing it ends like
+  ``...,12.93,12.``). It is dropped with a warning unless its own width and
+  syntax prove it complete (:func:`last_line_verdict`); the file's next,
+  complete version brings the row;
+* absurd lines: a line many times longer than the header could make
+  (:func:`max_line_bytes`) is refused by length before anything is parsed,
+  reading the file in chunks, so memory stays bounded;
+* quoted missing markers (``"NAN"``) are missing values in unquoted layouts
+  too;
 * short rows: polars pads a row with too few fields with nulls, silently.
   Counting separators (a streaming byte count, cheap) proves no row is
   short; only when the count does not match are lines checked one by one,
@@ -18,10 +25,12 @@ TOA5 file parse at disk speed. What polars does not check, this module does:
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +41,15 @@ from stationkit.errors import ParseError
 from stationkit.parsers.base import Source
 
 TAIL_BYTES = 1 << 16
+#: earlier lines that show a column's fixed decimals (last-line check)
+TAIL_LINES = 100
+#: a line longer than this many times the header's width is refused ...
+LINE_LENGTH_FACTOR = 64
+#: ... and never a line shorter than this [bytes]
+MIN_LINE_LIMIT = 1 << 16
+SCAN_CHUNK = 1 << 24
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,8 @@ class Field:
 
     text: str
     quoted: bool
+    #: False for a quoted field whose closing quote is missing (a cut line)
+    closed: bool = True
 
 
 def split_fields(line: str, separator: str = ",", quote: str | None = '"') -> list[Field]:
@@ -60,7 +79,7 @@ def split_fields(line: str, separator: str = ",", quote: str | None = '"') -> li
                     break
                 buf.append(line[j])
                 j += 1
-            fields.append(Field("".join(buf), True))
+            fields.append(Field("".join(buf), True, closed=j < n))
             k = line.find(separator, j + 1)
             if k < 0:
                 return fields
@@ -103,6 +122,13 @@ class TableLayout:
     required: str | None = None
     encoding: str = "utf8"
     extra: dict[str, str] = field(default_factory=dict)
+    #: the writer prints every value of a column with the same count of
+    #: decimals (printf ``%.4f``): a last line without a line break whose last
+    #: value has that count is complete (see :func:`last_line_verdict`)
+    fixed_decimals: bool = False
+    #: the writer ends its files without a line break (Triton exports): there a
+    #: last line with every field is complete
+    ends_without_line_break: bool = False
 
 
 def _tail(source: Source | bytes) -> tuple[bytes, int]:
@@ -117,39 +143,192 @@ def _tail(source: Source | bytes) -> tuple[bytes, int]:
     raise TypeError("load_table takes a path or bytes")
 
 
+@contextlib.contextmanager
+def _mapped(data: str | os.PathLike[str] | bytes) -> Iterator[bytes | mmap.mmap]:
+    """The content as a bytes-like that can be searched without reading it all
+    into memory (a read-only memory map of a path)."""
+    if isinstance(data, bytes):
+        yield data
+        return
+    with open(data, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            yield mm
+
+
+def breaks_before(buf: bytes | mmap.mmap, end: int) -> int:
+    """Line breaks (CRLF, LF or lone CR, each one) before byte ``end``, counted in chunks."""
+    total = 0
+    for start in range(0, end, SCAN_CHUNK):
+        stop = min(end, start + SCAN_CHUNK)
+        chunk = buf[start:stop]
+        # one byte more shows a CRLF split between two chunks
+        pairs = buf[start : stop + 1].count(b"\r\n") if stop < end else chunk.count(b"\r\n")
+        total += chunk.count(b"\n") + chunk.count(b"\r") - pairs
+    return total
+
+
+def max_line_bytes(layout: TableLayout) -> int:
+    """The longest line a file with this header is allowed [bytes].
+
+    A data row is a few times longer than the field-name line at most
+    (numbers and timestamps against names); LINE_LENGTH_FACTOR times that
+    line, and never less than MIN_LINE_LIMIT, leaves a wide margin.
+    """
+    header = sum(len(c.encode()) + 3 for c in layout.columns)  # name, quotes, separator
+    return max(MIN_LINE_LIMIT, LINE_LENGTH_FACTOR * header)
+
+
+def refuse_long_lines(buf: bytes | mmap.mmap, limit: int, name: str, what: str) -> None:
+    """Raise ParseError for the first line longer than ``limit`` bytes.
+
+    A line longer than ``limit`` holds a whole aligned block of ``limit // 2``
+    bytes without a line break, so only one search per block is needed: the
+    scan runs at memory speed and never copies the file.
+    """
+    block = max(1, limit // 2)
+    size = len(buf)
+    for start in range(0, size - block + 1, block):
+        end = start + block
+        if buf.find(b"\n", start, end) >= 0 or buf.find(b"\r", start, end) >= 0:
+            continue
+        first = max(buf.rfind(b"\n", 0, start), buf.rfind(b"\r", 0, start)) + 1
+        ends = [i for i in (buf.find(b"\n", end), buf.find(b"\r", end)) if i >= 0]
+        stop = min(ends) if ends else size
+        if stop - first > limit:
+            raise ParseError(
+                name,
+                f"a line of {stop - first} bytes, far longer than {what} can be "
+                f"(at most {limit} bytes); the file is refused",
+                line=breaks_before(buf, first) + 1,
+            )
+
+
+def _unquoted(text: str) -> str:
+    """``text`` without one pair of surrounding double quotes."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def is_missing(text: str, markers: Collection[str]) -> bool:
+    """True when ``text`` (stripped) is a missing marker, bare or quoted (``"NAN"``)."""
+    value = text.strip()
+    return value in markers or _unquoted(value).strip() in markers
+
+
+_DECIMALS = re.compile(r"^[+-]?\d*\.(\d+)$")
+
+
+def _fixed_decimals(value: str, earlier: Sequence[Field]) -> int | None:
+    """The decimals every earlier number of a column has, when ``value`` has as
+    many too (a printf-style writer: ``%.4f``); else None."""
+    m = _DECIMALS.match(value.strip())
+    if m is None:
+        return None
+    k = len(m.group(1))
+    seen = 0
+    for fld in earlier:
+        text = fld.text.strip()
+        if not is_number(text):
+            continue  # a header name, a missing marker
+        prior = _DECIMALS.match(text)
+        if prior is None or len(prior.group(1)) != k:
+            return None
+        seen += 1
+    return k if seen else None
+
+
+def last_line_verdict(last: str, earlier: Sequence[str], layout: TableLayout) -> tuple[bool, str]:
+    """(keep, why) for a last line that does not end with a line break.
+
+    A file fetched while the logger writes it ends in the middle of a line;
+    ``12.`` or ``12`` may be the start of ``12.93``, so a last field that is
+    a number proves nothing by itself. The line is complete only when:
+
+    * a separator follows its last field (a row ending with a separator);
+    * its last field is a quoted string with its closing quote;
+    * its last field is a column that holds no reading (a text column);
+    * the format's writer never ends a file with a line break
+      (``ends_without_line_break``, Triton exports); or
+    * the layout's writer prints each column with a fixed count of decimals
+      (``fixed_decimals``, NRG exports) and the value has exactly as many as
+      every earlier value of its column in ``earlier`` (the lines before).
+
+    Otherwise it is dropped; the file's next, complete version brings it.
+    """
+    width = len(layout.columns)
+    fields = split_fields(last, layout.separator, layout.quote_char)
+    if len(fields) < width:
+        return False, f"it has {len(fields)} of {width} fields and no line break"
+    if len(fields) > width:
+        return True, "a separator ends its last field"
+    final = fields[width - 1]
+    if final.quoted:
+        if final.closed:
+            return True, "its last field is a quoted string with its closing quote"
+        return False, "no line break, and its last field lacks its closing quote"
+    column = layout.columns[width - 1]
+    if column not in layout.numeric and column != layout.required:
+        return True, "its last field holds no reading"
+    if layout.ends_without_line_break:
+        return True, "all fields present; files of this format end without a line break"
+    if layout.fixed_decimals:
+        rows = [split_fields(line, layout.separator, layout.quote_char) for line in earlier]
+        k = _fixed_decimals(final.text, [r[width - 1] for r in rows if len(r) >= width])
+        if k is not None:
+            return True, f"its last value has the {k} decimals every value of its column has"
+    return False, (
+        f"no line break, and its last value {final.text.strip()[:24]!r} may be cut short, "
+        "as in a file copied while the logger writes it; its next version brings the line"
+    )
+
+
+def _earlier_lines(tail: bytes, whole_file: bool) -> list[str]:
+    """The complete lines of ``tail`` before its last line (at most TAIL_LINES)."""
+    lines = _LINE_SPLIT.split(tail.decode("utf-8", "replace"))[:-1]
+    if not whole_file:
+        lines = lines[1:]  # the tail starts inside a line
+    return lines[-TAIL_LINES:]
+
+
 def load_table(
     source: str | os.PathLike[str] | bytes, layout: TableLayout, name: str
 ) -> tuple[pl.DataFrame, list[str]]:
     """Load the data block; return (frame, warnings).
 
     The frame has one column per layout column, numeric ones Float64 with
-    the layout's missing markers as null, the others String.
+    the layout's missing markers (bare or quoted) as null, the others String.
     """
     warnings: list[str] = []
     data: str | os.PathLike[str] | bytes = source
     tail, size = _tail(source)
-    stripped = tail.rstrip(b"\r\n")
-    if stripped and not tail.endswith((b"\n", b"\r")):
-        last = stripped.rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1]
-        text = last.decode("utf-8", "replace")
-        got = len(split_fields(text, layout.separator, layout.quote_char))
-        whole = source if isinstance(source, bytes) else Path(source).read_bytes()
-        line_no = whole.count(b"\n") + 1
-        if got < len(layout.columns):
-            cut = len(whole) - len(last)
-            data = whole[:cut]
-            warnings.append(
-                f"line {line_no}: truncated last line dropped "
-                f"(it has {got} of {len(layout.columns)} fields and no line break)"
-            )
-        else:
-            warnings.append(
-                f"line {line_no}: no line break after the last line (kept: all fields present)"
-            )
+    with _mapped(source) as buf:
+        refuse_long_lines(
+            buf,
+            max_line_bytes(layout),
+            name,
+            f"a row of this file's {len(layout.columns)} columns",
+        )
+        stripped = tail.rstrip(b"\r\n")
+        if stripped and not tail.endswith((b"\n", b"\r")):
+            last = stripped.rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1]
+            cut = size - len(last)
+            line_no = breaks_before(buf, cut) + 1
+            earlier = _earlier_lines(tail, size <= TAIL_BYTES) if layout.fixed_decimals else []
+            keep, why = last_line_verdict(last.decode("utf-8", "replace"), earlier, layout)
+            if keep:
+                warnings.append(f"line {line_no}: no line break after the last line (kept: {why})")
+            else:
+                data = bytes(buf[:cut])
+                warnings.append(f"line {line_no}: truncated last line dropped ({why})")
     if size == 0:
         data = b""
     if _lone_cr(data):
-        # polars splits lines on LF only: old Mac line ends (CR) become LF
+        # polars splits lines on LF only: old Mac line ends (CR), alone or
+        # mixed with LF / CRLF, become LF -- the headers were split on all three
         whole = data if isinstance(data, bytes) else Path(data).read_bytes()
         data = whole.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
@@ -207,12 +386,22 @@ def _read(
         schema_overrides=schema,
         separator=layout.separator,
         quote_char=layout.quote_char,
-        null_values=list(layout.null_values) or None,
+        null_values=null_values(layout) or None,
         decimal_comma=layout.decimal_comma,
         encoding=layout.encoding if layout.encoding in ("utf8", "utf8-lossy") else "utf8-lossy",
         raise_if_empty=False,
         infer_schema=False,
     )
+
+
+def null_values(layout: TableLayout) -> list[str]:
+    """The layout's missing markers, and (unquoted layouts) each one quoted:
+    a writer may quote a marker (``"NAN"``) even where it quotes nothing else.
+    With a quote character, polars removes the quotes before comparing."""
+    markers = list(dict.fromkeys(layout.null_values))
+    if layout.quote_char is None:
+        markers += [f'"{m}"' for m in markers if m and f'"{m}"' not in markers]
+    return markers
 
 
 def _drop_empty_extra_fields(
@@ -243,13 +432,9 @@ def _drop_empty_extra_fields(
 
 
 def _lone_cr(data: str | os.PathLike[str] | bytes) -> bool:
-    """True when the start of the data uses CR alone as the line break."""
-    if isinstance(data, bytes):
-        head = data[:65536]
-    else:
-        with open(data, "rb") as fh:
-            head = fh.read(65536)
-    return b"\r" in head.rstrip(b"\r") and b"\n" not in head
+    """True when some line of the data ends with a CR alone (not CRLF)."""
+    with _mapped(data) as buf:
+        return _LONE_CR.search(buf) is not None
 
 
 def _separators(data: str | os.PathLike[str] | bytes, sep: bytes, skip_lines: int) -> int:
@@ -315,7 +500,7 @@ def _locate_error(
             if col not in layout.numeric:
                 continue
             value = fld.text.strip()
-            if value == "" or value in layout.null_values:
+            if value == "" or is_missing(value, layout.null_values):
                 continue
             if not is_number(value, layout.decimal_comma) and value.lower() not in {
                 "nan",
@@ -386,7 +571,7 @@ def text_columns(
             continue
         for i in range(start, width):
             value = fields[i].text.strip()
-            if value in markers:
+            if is_missing(value, markers):
                 continue
             if quoted_is_text and fields[i].quoted:
                 quoted.add(i)

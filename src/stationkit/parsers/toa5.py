@@ -22,9 +22,11 @@ Format rules this reader relies on:
   instants in UTC.
 * The RECORD column is a counter, not a measurement: it is not stored.
 * Array elements keep their names as written (``AirT_C(42)``).
-* A UTF-8 BOM, CRLF or LF, a missing final line break and a partially
-  written last line (dropped with a warning) are all accepted; duplicate
-  field names are an error, as no reading could say which column it is.
+* A UTF-8 BOM, CRLF, LF, CR (even mixed) are accepted. A last line without
+  a line break is a partial write unless its syntax proves it complete
+  (``...,12.93,12.`` would read 12.0): it is dropped with a warning (see
+  :func:`stationkit.parsers.table.last_line_verdict`). Duplicate field names
+  are an error, as no reading could say which column it is.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ Format rules this reader relies on:
   reads as -1/0.
 * Records stay in file order. A trailing partial record (a copy cut short,
   a stray byte appended by a text tool) is dropped with a warning.
+* Appended or inserted bytes: the header declares no interval, so the check
+  is the record times (:func:`~stationkit.parsers.campbell_binary.first_foreign_record`):
+  at the first record dated before 1990, or more than a day before or 400
+  days after the record before it, the file is cut with a warning naming
+  that record's byte offset (a file whose first record fails is refused).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from stationkit.parsers import campbell
 from stationkit.parsers.base import FileMeta, ParseResult, Source
 from stationkit.parsers.campbell_binary import (
     Field,
+    cut_foreign_records,
     decode_values,
     header_fields,
     header_lines,
@@ -109,6 +115,9 @@ def read_tob1(source: Source, *, name: str | None = None) -> ParseResult:
         )
     records = records_series(memoryview(data)[data_start:], size, count)
     wide = decode_values(pl.DataFrame([records]), data_fields, channels, timestamp)
+    wide = cut_foreign_records(
+        wide, lambda i: data_start + i * size, display, warnings, misaligned=rest != 0
+    )
 
     meta_kwargs = campbell.environment(env)
     extra = dict(meta_kwargs.pop("extra"))

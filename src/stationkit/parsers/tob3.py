@@ -49,12 +49,20 @@ Format rules this reader relies on:
   BOOL2, BOOL4 read as -1/0.
 * A file cut inside a frame loses that frame with a warning; file and
   removal marks do not change what is read.
+* Besides the validation stamps, the record times are checked
+  (:func:`~stationkit.parsers.campbell_binary.first_foreign_record`): at the
+  first record dated before 1990, or more than a day before or 400 days
+  after the record before it, the output is cut with a warning naming that
+  record's byte offset.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -64,6 +72,7 @@ from stationkit.parsers import campbell
 from stationkit.parsers.base import FileMeta, ParseResult, Source
 from stationkit.parsers.campbell_binary import (
     CAMPBELL_EPOCH_UNIX_S,
+    cut_foreign_records,
     decode_values,
     header_fields,
     header_lines,
@@ -189,6 +198,7 @@ def read_tob3(source: Source, *, name: str | None = None) -> ParseResult:
             )
     frame = pl.DataFrame([records, rows.get_column("timestamp")])
     wide = decode_values(frame, fields, channels, pl.col("timestamp"))
+    wide = cut_foreign_records(wide, _offsets(segments, size), display, warnings)
 
     meta_kwargs = campbell.environment(env)
     extra = dict(meta_kwargs.pop("extra"))
@@ -224,6 +234,19 @@ def read_tob3(source: Source, *, name: str | None = None) -> ParseResult:
         channels=tuple(channels),
         frame=wide,
     )
+
+
+def _offsets(segments: pl.DataFrame, size: int) -> Callable[[int], int]:
+    """The byte offset in the file of the i-th record (output order)."""
+    starts = segments.get_column("start").to_list()
+    ends = list(itertools.accumulate(segments.get_column("count").to_list()))
+
+    def offset(i: int) -> int:
+        k = bisect.bisect_right(ends, i)
+        before = ends[k - 1] if k else 0
+        return int(starts[k]) + (i - before) * size
+
+    return offset
 
 
 def _gather_records(data: bytes, segments: pl.DataFrame, size: int) -> pl.Series:

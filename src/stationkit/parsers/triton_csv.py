@@ -27,8 +27,9 @@ Format rules this reader relies on:
 * Missing: empty fields, ``NaN`` (``nan``, ``NAN``) and ``N/A`` become null. The export writes
   no numeric sentinel: a number is always kept.
 * UTF-8 (``°``) with or without BOM, Latin-1, CRLF / LF / CR, no final line
-  break (the usual case) and a partially written last line (dropped with a
-  warning) are accepted; exact duplicate rows are kept.
+  break (the usual case: an export is written whole, so a last line with
+  every field is kept) and a partially written last line (fewer fields,
+  dropped with a warning) are accepted; exact duplicate rows are kept.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def read_triton_csv(source: Source, *, name: str | None = None) -> ParseResult:
         decimal_comma=True,
         required=TIMESTAMP_COLUMN,
         encoding="utf8-lossy",
+        ends_without_line_break=True,
     )
     frame, warnings = load_table(data, layout, display)
     stamps, ts_warnings = parse_timestamps_first_fit(

@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from stationkit import plausible
 from stationkit.atomic import link_or_copy
 from stationkit.clock import Clock, StationClock
 from stationkit.config import Config, StationConfig
@@ -42,6 +43,7 @@ from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
 from stationkit.pipeline.unpack import stale_member_ids
+from stationkit.plausible import Window
 from stationkit.store import readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
@@ -81,11 +83,18 @@ def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
 
 
 def parse_one(
-    config: Config, station: StationConfig, row: FileRow, clock: StationClock | None = None
+    config: Config,
+    station: StationConfig,
+    row: FileRow,
+    clock: StationClock | None = None,
+    bounds: Window | None = None,
 ) -> tuple[ParseResult, pl.DataFrame, dict[str, Any]]:
     """Parse one file; return the result, the UTC wide frame and ledger details.
 
     ``clock`` is the station's (:meth:`StationClock.load`, read once per station).
+    Rows whose period start lies outside ``bounds`` (default: the window of
+    :mod:`stationkit.plausible` for the file's own source mtime) are dropped
+    with a warning; a file with rows but none inside raises ParseError.
     """
     path = config.data_dir / row.path
     try:
@@ -115,6 +124,13 @@ def parse_one(
             warnings.append(
                 "rows with the same timestamp but different values kept; calibrate picks one"
             )
+    if bounds is None:
+        bounds = plausible.window(station, row.mtime)
+    frame, dropped = plausible.keep_plausible(frame, bounds)
+    if dropped is not None:
+        if frame.height == 0:
+            raise ParseError(row.path, f"no row has a plausible timestamp: {dropped}")
+        warnings.append(dropped)
     details = {
         "format": fmt,
         "warnings": warnings,
@@ -161,11 +177,13 @@ def parse_station(
         _retire(ledger, data_dir, station.id, file_id)
         summary.superseded += 1
     rows = ledger.files_to_parse(station.id)
+    # read in this thread: the workers never touch the ledger
+    bounds = {row.id: plausible.window(station, source_mtime(ledger, row)) for row in rows}
 
     def work(row: FileRow) -> Outcome:
         if progress is not None:
             progress(row.path)
-        return _parse_and_write(config, station, row, clock)
+        return _parse_and_write(config, station, row, clock, bounds[row.id])
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
@@ -177,6 +195,15 @@ def parse_station(
         for row in rows:
             _record(ledger, data_dir, station, row, work(row), summary)
     return summary
+
+
+def source_mtime(ledger: Ledger, row: FileRow) -> float | None:
+    """The modification time at the source of ``row``, or of the archive it came from."""
+    seen = 0
+    while row.mtime is None and row.parent_id is not None and seen < 16:
+        row = ledger.get_file(row.parent_id)
+        seen += 1
+    return row.mtime
 
 
 def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
@@ -192,6 +219,9 @@ def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
 
 
 SETTINGS_STAGE = "parse-settings"
+#: the version of what parsing keeps (cut last lines, non-finite values,
+#: implausible timestamps): a lake made under other rules is parsed again
+PARSE_RULES = 2
 
 
 def settings_fingerprint(clock: StationClock) -> str:
@@ -199,6 +229,9 @@ def settings_fingerprint(clock: StationClock) -> str:
     station = clock.station
     key: dict[str, Any] = {
         **clock.at().values(),
+        "rules": PARSE_RULES,
+        "valid_from": station.valid_from,
+        "valid_to": station.valid_to,
         "parsers": station.parser_options,
         "reader": repr(station.reader),
     }
@@ -242,7 +275,11 @@ class Outcome:
 
 
 def _parse_and_write(
-    config: Config, station: StationConfig, row: FileRow, clock: StationClock | None = None
+    config: Config,
+    station: StationConfig,
+    row: FileRow,
+    clock: StationClock | None = None,
+    bounds: Window | None = None,
 ) -> Outcome:
     """Parse one file and write its readings; never raises for bad input."""
     data_dir = config.data_dir
@@ -254,7 +291,7 @@ def _parse_and_write(
     if archive_kind(head) is not None:
         return Outcome("archive")  # the unpack stage owns archives
     try:
-        result, frame, details = parse_one(config, station, row, clock)
+        result, frame, details = parse_one(config, station, row, clock, bounds)
     except NotReadingsError as exc:
         return Outcome("skipped", str(exc))
     except ParseError as exc:
@@ -265,7 +302,8 @@ def _parse_and_write(
             "failed", f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})"
         )
     out = readings_path(data_dir, station.id, row.id)
-    n = write_readings(out, station.id, row.id, frame, result.channels)
+    warnings: list[str] = details["warnings"]
+    n = write_readings(out, station.id, row.id, frame, result.channels, warnings)
     stamps = frame.get_column(TIMESTAMP)
     meta = asdict(result.meta)
     meta.pop("warnings", None)
@@ -282,10 +320,10 @@ def _parse_and_write(
             "channels": [asdict(c) for c in result.channels],
             "skipped_channels": list(result.meta.skipped_channels),
             "meta": meta,
-            "warnings": details["warnings"],
+            "warnings": warnings,
             "output": out.relative_to(data_dir).as_posix(),
         },
-        warnings=tuple(details["warnings"]),
+        warnings=tuple(warnings),
         readings=n,
     )
 
