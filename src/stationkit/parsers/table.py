@@ -554,29 +554,58 @@ def text_columns(
     of numbers is a damaged line, which the loader reports with its line
     number: corruption never makes a channel vanish. Lines with fewer fields
     than ``width`` (partial writes) are not evidence.
+
+    Only the columns without a number so far are looked at closely, so a
+    sample costs little more than splitting its lines.
     """
     markers = set(missing)
     quoted: set[int] = set()
-    numbers: set[int] = set()
     words: set[int] = set()
+    #: columns without a number yet
+    open_cols = list(range(start, width))
     for line in lines:
         if not line.strip():
             continue
-        fields = (
-            split_fields(line, separator, quote)
-            if quote is not None
-            else [Field(t, False) for t in line.split(separator)]
-        )
-        if len(fields) < width:
+        texts, wrapped = _split_sample(line, separator, quote)
+        if len(texts) < width:
             continue
-        for i in range(start, width):
-            value = fields[i].text.strip()
-            if is_missing(value, markers):
-                continue
-            if quoted_is_text and fields[i].quoted:
-                quoted.add(i)
-            elif is_number(value, decimal_comma):
-                numbers.add(i)
-            else:
+        if quoted_is_text:
+            quoted.update(
+                i
+                for i in wrapped
+                if start <= i < width and not is_missing(texts[i].strip(), markers)
+            )
+        if not open_cols:
+            continue
+        still: list[int] = []
+        for i in open_cols:
+            value = texts[i].strip()
+            if (quoted_is_text and i in wrapped) or is_missing(value, markers):
+                still.append(i)
+            elif not is_number(value, decimal_comma):
                 words.add(i)
-    return quoted | (words - numbers)
+                still.append(i)
+        open_cols = still
+    return quoted | (words & set(open_cols))
+
+
+def _split_sample(line: str, separator: str, quote: str | None) -> tuple[list[str], set[int]]:
+    """The field texts of a line and which fields were quoted; a plain split
+    when its quotes only wrap whole fields."""
+    if quote is None or quote not in line:
+        return line.split(separator), set()
+    parts = line.split(separator)
+    wrapped: set[int] = set()
+    at = line.find(quote)
+    while at >= 0:  # the field each quote character is in
+        wrapped.add(line.count(separator, 0, at))
+        at = line.find(quote, at + 1)
+    if all(
+        len(parts[i]) >= 2 and parts[i][0] == parts[i][-1] == quote and parts[i].count(quote) == 2
+        for i in wrapped
+    ):
+        for i in wrapped:
+            parts[i] = parts[i][1:-1]
+        return parts, wrapped
+    fields = split_fields(line, separator, quote)
+    return [f.text for f in fields], {i for i, f in enumerate(fields) if f.quoted}

@@ -15,7 +15,7 @@ uses from its values, never from one sample alone:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import polars as pl
 
@@ -56,6 +56,20 @@ def _try(values: pl.Series, fmt: str) -> pl.Series | None:
     except pl.exceptions.PolarsError:
         return None
     return out
+
+
+def _candidates(bare: pl.Series, formats: tuple[str, ...]) -> Iterator[str]:
+    """The layouts that read a sample of the values (every layout when none
+    does), one at a time: a wrong layout fails on the sample cheaply, and the
+    caller stops at the first ISO layout that reads everything."""
+    sample = pl.concat([bare.head(64), bare.tail(64)]).drop_nulls()
+    found = False
+    for fmt in formats:
+        if sample.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True).null_count() == 0:
+            found = True
+            yield fmt
+    if not found:
+        yield from formats
 
 
 def _spread(ts: pl.Series) -> float:
@@ -109,22 +123,15 @@ def parse_timestamps(
             formats = ISO_FORMATS + MONTHFIRST_FORMATS
         else:
             formats = ISO_FORMATS + DAYFIRST_FORMATS + MONTHFIRST_FORMATS
-    # try each layout on a sample first: a wrong layout fails there cheaply
-    sample = pl.concat([bare.head(64), bare.tail(64)]).drop_nulls()
-    formats = tuple(
-        fmt
-        for fmt in formats
-        if sample.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True).null_count() == 0
-    ) or tuple(formats)
     parsed: list[tuple[str, pl.Series]] = []
-    for fmt in formats:
+    for fmt in _candidates(bare, tuple(formats)):
         out = _try(bare, fmt)
         if out is not None:
             parsed.append((fmt, out))
             if fmt in ISO_FORMATS or dayfirst is not None:
                 break
     if not parsed:
-        raise _first_unparsable(bare, formats, name, first_line)
+        raise _first_unparsable(bare, tuple(_candidates(bare, tuple(formats))), name, first_line)
     fmt, result = parsed[0]
     if len(parsed) > 1:
         # ambiguous day/month order: keep the reading whose steps are regular
