@@ -1,0 +1,120 @@
+"""Check the whole configuration before any work starts.
+
+``run`` and the stage commands call :func:`preflight` first, so that a
+mistake in stations.toml is reported at once -- exit code 1, the key path
+named, nothing fetched or parsed -- rather than after the fetch and parse
+stages ran (or never). It reuses the validators the stages themselves use:
+the station's metadata (stations.toml points and sensors, the IEA Task 43
+document), flag settings and flag files, QC settings and export settings.
+
+Some settings are legal but probably not what was meant; they are returned
+as warnings, not failures:
+
+* no stations at all;
+* a station without ``[source]`` (only ``stationkit add`` brings it files);
+* a local source pattern that matches none of the files in a folder that
+  holds some (patterns are case-sensitive: ``*.DAT`` is not ``*.dat``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from stationkit.calibrate.flags import read_flag_file
+from stationkit.config import Config, LocalSource, StationConfig
+from stationkit.errors import ConfigError
+from stationkit.fetch.base import matches
+from stationkit.pipeline.calibrate import load_station_setup
+from stationkit.pipeline.export import export_settings
+from stationkit.textsafe import show_name
+
+#: a local folder is scanned for the pattern check up to this many entries
+SCAN_LIMIT = 100_000
+
+
+def preflight(config: Config, stations: Sequence[StationConfig]) -> list[str]:
+    """Validate ``stations``' settings; return warnings.
+
+    Raises :class:`~stationkit.errors.ConfigError` listing, for each station
+    with invalid settings, the first problem found (key path and what was
+    expected).
+    """
+    warnings: list[str] = []
+    if not config.stations:
+        warnings.append(
+            f"{config.path.name}: no stations defined (add a [stations.<id>] table); nothing to do"
+        )
+    errors: list[str] = []
+    for station in stations:
+        try:
+            check_station_settings(config, station)
+        except ConfigError as exc:
+            errors.append(str(exc))
+            continue
+        warnings.extend(source_warnings(station))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return warnings
+
+
+def check_station_settings(config: Config, station: StationConfig) -> None:
+    """Every setting a stage would read later: metadata, flags, QC, exports."""
+    if station.metadata is not None and not station.metadata.is_file():
+        raise ConfigError(
+            f"stations.{station.id}.metadata: {station.metadata}: no such metadata document"
+        )
+    _, flag_config, _ = load_station_setup(config, station)
+    for path in flag_config.files:
+        read_flag_file(path, station=station.id)
+    export_settings(station)
+
+
+def source_warnings(station: StationConfig) -> list[str]:
+    """Legal source settings that probably are not what was meant."""
+    src = station.source
+    if src is None:
+        return [
+            f"stations.{station.id}.source: not set; nothing is fetched for this station "
+            "(files come only from `stationkit add`)"
+        ]
+    if not isinstance(src, LocalSource) or not src.path.is_dir():
+        return []  # an SFTP listing needs a connection; a missing folder fails the fetch
+    unmatched = list(src.patterns)
+    seen = 0
+    for rel in _names(src.path, src.recursive):
+        seen += 1
+        unmatched = [p for p in unmatched if not matches(rel, (p,))]
+        if not unmatched:
+            return []
+    if not seen:
+        return []  # a new station: no data yet is not a problem
+    return [
+        f"stations.{station.id}.source.patterns: {show_name(p)!r} matches none of the "
+        f"{seen} file(s) in {show_name(str(src.path))} (patterns are case-sensitive)"
+        for p in unmatched
+    ]
+
+
+def _names(root: Path, recursive: bool) -> Iterator[str]:
+    """Relative names of the visible files below ``root``, as the local source sees them."""
+    stack = [(root, "")]
+    count = 0
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") or e.is_symlink():
+                continue
+            count += 1
+            if count > SCAN_LIMIT:
+                return
+            if e.is_dir():
+                if recursive:
+                    stack.append((Path(e.path), f"{prefix}{e.name}/"))
+            elif e.is_file():
+                yield f"{prefix}{e.name}"
