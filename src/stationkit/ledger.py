@@ -121,11 +121,16 @@ CREATE INDEX IF NOT EXISTS failures_open ON failures(station, stage, file) WHERE
 
 def _tables(schema: str) -> dict[str, str]:
     """The CREATE TABLE statements of ``schema``, by table name."""
-    out = {}
-    for statement in schema.split(";"):
+    out: dict[str, str] = {}
+    statement = ""
+    for line in schema.splitlines(keepends=True):
+        statement += line
+        if not sqlite3.complete_statement(statement):
+            continue  # a ';' inside a comment does not end a statement
         m = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", statement)
         if m:
             out[m.group(1)] = statement
+        statement = ""
     return out
 
 

@@ -157,8 +157,9 @@ def preflight_or_exit(config: Config, stations: list[StationConfig]) -> list[str
     """Validate the settings before any work (exit 1 naming the key); warnings
     go to stderr and are returned (for --json)."""
     warnings = preflight(config, stations)
-    for w in warnings:
-        logging.getLogger("stationkit.preflight").warning("%s", w)
+    if not options().quiet:
+        for w in warnings:
+            click.echo(f"stationkit: warning: {show_name(w)}", err=True)
     return warnings
 
 
