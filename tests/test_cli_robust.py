@@ -85,8 +85,8 @@ def test_every_station_with_bad_settings_is_named(tmp_path: Path) -> None:
     )
     result = invoke(conf, "run")
     assert result.exit_code == 1
-    assert "stations.M1.export.format" in result.stderr
-    assert "stations.M2.metadata" in result.stderr
+    assert "stationkit: error: M1: stations.M1.export.format: " in result.stderr
+    assert "stationkit: error: M2: stations.M2.metadata: " in result.stderr
 
 
 def test_warnings_do_not_fail_the_run(tmp_path: Path) -> None:
@@ -95,11 +95,13 @@ def test_warnings_do_not_fail_the_run(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "stations.M1.source: not set; nothing is fetched" in result.stderr
 
-    conf = setup(tmp_path, extra='patterns = ["*.DAT", "*.dat"]\n')
-    result = invoke(conf, "run")
+    conf = setup(tmp_path, extra='patterns = ["*.DAT", "*.CSV"]\n')
+    result = invoke(conf, "run", "--json")
     assert result.exit_code == 0
-    assert "stations.M1.source.patterns: '*.DAT' matches none of the 1 file(s)" in result.stderr
-    assert "'*.dat'" not in result.stderr
+    warning = "stations.M1.source.patterns: '*.DAT', '*.CSV' match none of the 1 file(s)"
+    assert warning in result.stderr and warning in json.loads(result.stdout)["warnings"][0]
+    setup(tmp_path, extra='patterns = ["*.DAT", "*.dat"]\n')  # one matches: fine
+    assert invoke(conf, "run").stderr == ""
 
     (tmp_path / "stations.toml").write_text('data_dir = "data"\n')
     result = invoke(conf, "run")

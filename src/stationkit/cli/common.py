@@ -153,14 +153,19 @@ def _lines(message: str) -> str:
     return "\n".join(show_name(line) for line in message.split("\n"))
 
 
-def preflight_or_exit(config: Config, stations: list[StationConfig]) -> list[str]:
-    """Validate the settings before any work (exit 1 naming the key); warnings
-    go to stderr and are returned (for --json)."""
-    warnings = preflight(config, stations)
+def preflight_or_exit(
+    config: Config, stations: list[StationConfig], *, sources: bool = False
+) -> list[str]:
+    """Validate the settings before any work: exit 1 naming each wrong key;
+    warnings go to stderr (not with -q) and are returned (for --json)."""
+    found = preflight(config, stations, sources=sources)
+    if found.errors:
+        report_errors([(station, "", message) for station, message in found.errors])
+        raise SystemExit(EXIT_FAILURE)
     if not options().quiet:
-        for w in warnings:
+        for w in found.warnings:
             click.echo(f"stationkit: warning: {show_name(w)}", err=True)
-    return warnings
+    return found.warnings
 
 
 def tty_progress(prefix: str) -> Callable[[str], None] | None:
@@ -211,7 +216,7 @@ def per_station(
     them again); those an interrupted ``run`` left are kept for the next one."""
     config = get_config()
     selected = config.select(stations)
-    preflight_or_exit(config, selected)
+    preflight_or_exit(config, selected, sources=stage == "fetch")
     results: list[dict[str, Any]] = []
     errors: list[tuple[str, str, str]] = []
     ok = failed = 0

@@ -106,7 +106,7 @@ def run(
         logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
     selected = config.select(stations)
-    preflight_or_exit(config, selected)
+    warnings = preflight_or_exit(config, selected, sources=True)
     log = logging.getLogger("stationkit.run")
 
     def report(result: RunResult) -> None:
@@ -135,5 +135,5 @@ def run(
     except LockedError as exc:
         click.echo(f"stationkit: {exc}", err=True)
         raise SystemExit(0) from None
-    emit(result.as_dict(), result.text)
+    emit({**result.as_dict(), "warnings": warnings}, result.text)
     raise SystemExit(result.exit_code)

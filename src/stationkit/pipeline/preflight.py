@@ -12,14 +12,15 @@ as warnings, not failures:
 
 * no stations at all;
 * a station without ``[source]`` (only ``stationkit add`` brings it files);
-* a local source pattern that matches none of the files in a folder that
-  holds some (patterns are case-sensitive: ``*.DAT`` is not ``*.dat``).
+* local source patterns that match none of the files in a folder that holds
+  some (patterns are case-sensitive: ``*.DAT`` is not ``*.dat``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stationkit.calibrate.flags import read_flag_file
@@ -34,29 +35,37 @@ from stationkit.textsafe import show_name
 SCAN_LIMIT = 100_000
 
 
-def preflight(config: Config, stations: Sequence[StationConfig]) -> list[str]:
-    """Validate ``stations``' settings; return warnings.
+@dataclass
+class Preflight:
+    """What :func:`preflight` found: (station, message) errors and warnings."""
 
-    Raises :class:`~stationkit.errors.ConfigError` listing, for each station
-    with invalid settings, the first problem found (key path and what was
-    expected).
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def preflight(
+    config: Config, stations: Sequence[StationConfig], *, sources: bool = True
+) -> Preflight:
+    """Validate ``stations``' settings before any work.
+
+    An error is the first problem found in a station's settings (key path and
+    what was expected). ``sources`` adds the warnings about source settings
+    (for the commands that fetch).
     """
-    warnings: list[str] = []
+    found = Preflight()
     if not config.stations:
-        warnings.append(
+        found.warnings.append(
             f"{config.path.name}: no stations defined (add a [stations.<id>] table); nothing to do"
         )
-    errors: list[str] = []
     for station in stations:
         try:
             check_station_settings(config, station)
         except ConfigError as exc:
-            errors.append(str(exc))
+            found.errors.append((station.id, str(exc)))
             continue
-        warnings.extend(source_warnings(station))
-    if errors:
-        raise ConfigError("\n".join(errors))
-    return warnings
+        if sources:
+            found.warnings.extend(source_warnings(station))
+    return found
 
 
 def check_station_settings(config: Config, station: StationConfig) -> None:
@@ -81,19 +90,17 @@ def source_warnings(station: StationConfig) -> list[str]:
         ]
     if not isinstance(src, LocalSource) or not src.path.is_dir():
         return []  # an SFTP listing needs a connection; a missing folder fails the fetch
-    unmatched = list(src.patterns)
     seen = 0
     for rel in _names(src.path, src.recursive):
         seen += 1
-        unmatched = [p for p in unmatched if not matches(rel, (p,))]
-        if not unmatched:
+        if matches(rel, src.patterns):
             return []
     if not seen:
         return []  # a new station: no data yet is not a problem
+    shown = ", ".join(repr(show_name(p)) for p in src.patterns)
     return [
-        f"stations.{station.id}.source.patterns: {show_name(p)!r} matches none of the "
-        f"{seen} file(s) in {show_name(str(src.path))} (patterns are case-sensitive)"
-        for p in unmatched
+        f"stations.{station.id}.source.patterns: {shown} match none of the {seen} file(s) in "
+        f"{show_name(str(src.path))} (patterns are case-sensitive)"
     ]
 
 
