@@ -2,8 +2,12 @@
 directory, fsynced, renamed, and the directory fsynced. A crash at any
 instant leaves the old file or the new one, never a half-written one.
 
-Also the two file helpers every stage shares: content hashing and
-hard-link-or-copy (quarantine)."""
+Also the file helpers every stage shares: content hashing, hard-link-or-copy
+(quarantine) and names that fit the file system's limit.
+
+Portability: on Windows a directory cannot be opened to be fsynced (NTFS
+orders a rename by itself), a file is fsynced through a handle open for
+writing, and hard links fall back to copies."""
 
 from __future__ import annotations
 
@@ -12,19 +16,73 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 TMP_PREFIX = ".stationkit-tmp-"
+#: the longest file name [bytes] where the file system cannot say (ext4, NTFS, APFS)
+NAME_MAX = 255
+#: room a temporary name takes before the target's name: prefix, pid (up to 10 digits), token
+_TMP_ROOM = len(TMP_PREFIX) + 10 + 1 + 8 + 1
+_WINDOWS = os.name == "nt"
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name [bytes] ``folder``'s file system takes, at most :data:`NAME_MAX`."""
+    pathconf = getattr(os, "pathconf", None)  # not on Windows
+    if pathconf is not None:
+        with contextlib.suppress(OSError, ValueError):
+            return max(64, min(NAME_MAX, int(pathconf(folder, "PC_NAME_MAX"))))
+    return NAME_MAX
+
+
+def fit_name(name: str, limit: int = NAME_MAX) -> str:
+    """``name`` when its UTF-8 form fits in ``limit`` bytes; else a shortened name
+    that stays unique: its start, ``~``, 16 hex digits of its sha256, ``~``, and
+    its last (up to 32) bytes, which keep the extension."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    tail = _utf8_start(raw[-min(32, limit // 4) :])
+    head = _utf8_end(raw[: max(0, limit - len(tail) - len(digest) - 2)])
+    return b"~".join((head, digest.encode(), tail)).decode("utf-8", "surrogateescape")
+
+
+def _utf8_start(raw: bytes) -> bytes:
+    """Drop continuation bytes a cut left at the start."""
+    while raw and raw[0] & 0xC0 == 0x80:
+        raw = raw[1:]
+    return raw
+
+
+def _utf8_end(raw: bytes) -> bytes:
+    """Drop an incomplete multi-byte character a cut left at the end."""
+    for back in range(1, min(4, len(raw)) + 1):
+        lead = raw[-back]
+        if lead & 0xC0 == 0x80:
+            continue
+        need = 1 if lead < 0x80 else 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4
+        return raw if need <= back else raw[:-back]
+    return raw
+
+
+def temp_tail(target: Path) -> str:
+    """What follows ``<prefix><pid>-<token>-`` in a temporary name for ``target``:
+    its name, shortened when the whole would not fit in the file system's limit."""
+    return fit_name(target.name, name_max(target.parent) - _TMP_ROOM)
 
 
 def temp_path(target: Path) -> Path:
     """A unique temporary name beside ``target`` (same filesystem)."""
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}")
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{temp_tail(target)}")
 
 
 def fsync_dir(path: Path) -> None:
+    if _WINDOWS:
+        return  # a directory cannot be opened for fsync; NTFS journals the rename
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -34,13 +92,26 @@ def fsync_dir(path: Path) -> None:
 
 def commit(tmp: Path, target: Path) -> None:
     """fsync ``tmp`` and rename it onto ``target``; fsync the directory."""
-    fd = os.open(tmp, os.O_RDONLY)
+    # Windows flushes (FlushFileBuffers) only through a handle open for writing
+    fd = os.open(tmp, (os.O_RDWR | getattr(os, "O_BINARY", 0)) if _WINDOWS else os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, target)
+    replace(tmp, target)
     fsync_dir(target.parent)
+
+
+def replace(src: Path, target: Path) -> None:
+    """``os.replace``; on Windows a few tries more while another process (a virus
+    scanner, an indexer) briefly holds ``target`` open."""
+    for attempt in range(5 if _WINDOWS else 0):
+        try:
+            os.replace(src, target)
+            return
+        except PermissionError:
+            time.sleep(0.05 * 2**attempt)
+    os.replace(src, target)
 
 
 @contextlib.contextmanager
@@ -96,5 +167,5 @@ def link_or_copy(src: Path, target: Path) -> None:
     with atomic_output(target) as tmp:
         try:
             os.link(src, tmp)
-        except OSError:
+        except (OSError, AttributeError, NotImplementedError):  # FAT, some shares, no links
             shutil.copyfile(src, tmp)

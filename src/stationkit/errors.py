@@ -9,6 +9,10 @@ from pathlib import Path
 class StationkitError(Exception):
     """Base class of every error stationkit raises on purpose."""
 
+    #: True when the environment caused it, not the input (see stationkit.faults):
+    #: a later run then tries again by itself
+    environment: bool = False
+
 
 class ConfigError(StationkitError):
     """stations.toml (or a metadata document) is missing, malformed or invalid."""
@@ -39,6 +43,8 @@ class UnknownFormatError(ParseError):
 
 class FetchError(StationkitError):
     """A source could not be listed or a file could not be transferred."""
+
+    environment = True  # fetch keeps no outcome of a failure: every run tries again
 
 
 class UnpackError(StationkitError):

@@ -3,8 +3,12 @@
 One row per file version (``files``: fetched, added by hand or extracted
 from an archive, with size, mtime, sha256 and archive lineage), one per
 parse attempt outcome (``parses``), per-station fetch bookkeeping, per-stage
-build fingerprints and an event log of failures. SQLite in WAL mode: readers
-(``stationkit status``) see a consistent state while a run writes.
+build fingerprints, an event log, and the failures (``failures``): each one
+recorded when it happens, ``reported_at`` set when a complete run has
+reported it (so the failures of a run that was killed are reported by the
+next one), ``resolved_at`` set when the same stage later succeeded on the
+same file or station. SQLite in WAL mode: readers (``stationkit status``)
+see a consistent state while a run writes.
 
 A logical file is (station, origin, source_path). When its content changes,
 a new version row is added and the earlier one is marked ``superseded_by``;
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,8 +34,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stationkit.layout import prepare_data_dir
+
 LEDGER_NAME = "state.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -116,7 +123,52 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_station ON events(station, id);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    station TEXT NOT NULL,
+    stage TEXT NOT NULL,             -- fetch | unpack | parse | calibrate | export | run
+    file TEXT NOT NULL DEFAULT '',   -- path relative to data_dir or at the source; '' for a station
+    file_id INTEGER,
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL,              -- environment (retried by itself) | content
+    reported_at TEXT,                -- when a complete run reported it; NULL: pending
+    resolved_at TEXT                 -- when the same stage later succeeded on the same thing
+);
+CREATE INDEX IF NOT EXISTS failures_pending ON failures(station) WHERE reported_at IS NULL;
+CREATE INDEX IF NOT EXISTS failures_open ON failures(station, stage, file) WHERE resolved_at IS NULL;
 """
+
+
+def _tables(schema: str) -> dict[str, str]:
+    """The CREATE TABLE statements of ``schema``, by table name."""
+    out: dict[str, str] = {}
+    statement = ""
+    for line in schema.splitlines(keepends=True):
+        statement += line
+        if not sqlite3.complete_statement(statement):
+            continue  # a ';' inside a comment does not end a statement
+        m = re.match(r"\s*CREATE TABLE IF NOT EXISTS (\w+)", statement)
+        if m:
+            out[m.group(1)] = statement
+        statement = ""
+    return out
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection that sees the current schema whatever state the file is
+    in: missing, just created by a first run that has not made its tables yet, or
+    written by an older stationkit (tables it lacks appear as empty TEMP tables)."""
+    if path.exists():
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for name, statement in _tables(_SCHEMA).items():
+            if name not in have:
+                conn.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+        return conn
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(_SCHEMA)
+    return conn
 
 
 def file_id_for(
@@ -160,13 +212,11 @@ class Ledger:
         self.data_dir = data_dir
         self.path = data_dir / LEDGER_NAME
         if readonly:
-            if not self.path.exists():
-                self.conn = sqlite3.connect(":memory:")
-                self.conn.executescript(_SCHEMA)
-            else:
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if data_dir.exists() and not data_dir.is_dir():
+                prepare_data_dir(data_dir)  # the clear error
+            self.conn = _open_readonly(self.path)
         else:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            prepare_data_dir(data_dir)
             # check_same_thread=False: a worker thread uses it; the main thread closes it
             self.conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -453,9 +503,61 @@ class Ledger:
             (now_iso(), station, stage, file_id, level, message),
         )
 
+    # ------------------------------------------------------------ failures
+
+    def record_failure(
+        self,
+        station: str,
+        stage: str,
+        file: str,
+        reason: str,
+        *,
+        kind: str,
+        file_id: int | None = None,
+    ) -> int:
+        """Record a failure as it happens (pending until a run reports it)."""
+        cur = self.conn.execute(
+            "INSERT INTO failures(at, station, stage, file, file_id, reason, kind) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (now_iso(), station, stage, file, file_id, reason, kind),
+        )
+        return int(cur.lastrowid or 0)
+
+    def resolve_failures(self, station: str, stage: str, file: str = "") -> None:
+        """The stage succeeded on ``file`` ('' : on the station): its failures are over."""
+        self.conn.execute(
+            "UPDATE failures SET resolved_at=? "
+            "WHERE station=? AND stage=? AND file=? AND resolved_at IS NULL",
+            (now_iso(), station, stage, file),
+        )
+
+    def last_failure_id(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM failures").fetchone()[0])
+
+    def pending_failures(
+        self, stations: Sequence[str], *, upto: int | None = None, after: int = 0
+    ) -> list[sqlite3.Row]:
+        """Failures of ``stations`` no run has reported yet, oldest first, with ids
+        in (``after``, ``upto``]."""
+        marks = ",".join("?" * len(stations))
+        return self.conn.execute(
+            f"SELECT * FROM failures WHERE station IN ({marks}) AND reported_at IS NULL "
+            "AND id > ? AND id <= ? ORDER BY id",
+            (*stations, after, upto if upto is not None else 2**63 - 1),
+        ).fetchall()
+
+    def mark_reported(self, ids: Sequence[int]) -> None:
+        at = now_iso()
+        with self.transaction() as c:
+            c.executemany("UPDATE failures SET reported_at=? WHERE id=?", [(at, i) for i in ids])
+
     def last_error(self, station: str) -> sqlite3.Row | None:
+        """The newest failure of ``station`` that nothing has resolved since (a
+        failed file that a newer version replaced is resolved too)."""
         row: sqlite3.Row | None = self.conn.execute(
-            "SELECT * FROM events WHERE station=? AND level='error' ORDER BY id DESC LIMIT 1",
+            "SELECT f.* FROM failures f LEFT JOIN files v ON v.id = f.file_id "
+            "WHERE f.station=? AND f.resolved_at IS NULL AND v.superseded_by IS NULL "
+            "ORDER BY f.id DESC LIMIT 1",
             (station,),
         ).fetchone()
         return row

@@ -1,4 +1,10 @@
-"""The data directory's run lock (fcntl), so two runs never interleave.
+"""The data directory's run lock, so two runs never interleave.
+
+A kernel lock held on ``data_dir/.stationkit.lock`` through the filelock
+library: ``flock`` on POSIX, ``LockFileEx`` on Windows (where LoggerNet and
+Windographer live); either is released by the kernel when the process dies,
+so a killed run never leaves a stale lock. The holder writes its pid beside
+the lock (``.stationkit.lock.pid``) for the message a second run shows.
 
 Readers (``status``) never take it: the ledger is SQLite in WAL mode and
 stays readable while a run writes.
@@ -6,19 +12,30 @@ stays readable while a run writes.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
-import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 
 from stationkit.errors import LockedError
+from stationkit.layout import prepare_data_dir
+
+with warnings.catch_warnings():
+    # without fcntl (never on a real POSIX system) filelock warns that only a
+    # lock file's presence can be used; cron output must stay quiet
+    warnings.simplefilter("ignore")
+    import filelock
 
 LOCK_NAME = ".stationkit.lock"
+PID_NAME = ".stationkit.lock.pid"
+#: how often a waiting run tries again [s]
+POLL_S = 0.2
 
 
 class RunLock:
-    """An exclusive lock on ``data_dir``; ``wait`` blocks until it is free."""
+    """An exclusive lock on ``data_dir``; ``wait`` blocks until it is free
+    (at most ``timeout_s`` seconds when given)."""
 
     def __init__(
         self, data_dir: Path, *, wait: bool = False, timeout_s: float | None = None
@@ -26,34 +43,27 @@ class RunLock:
         self.path = data_dir / LOCK_NAME
         self.wait = wait
         self.timeout_s = timeout_s
-        self._fd: int | None = None
+        self._lock: filelock.BaseFileLock | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not self.wait or (deadline is not None and time.monotonic() > deadline):
-                    holder = _read_holder(fd)
-                    os.close(fd)
-                    raise LockedError(
-                        f"{self.path.parent}: another stationkit process{holder} is running "
-                        "on this data directory; try again later or use --wait"
-                    ) from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        prepare_data_dir(self.path.parent)
+        lock = filelock.FileLock(str(self.path), thread_local=False)
+        timeout = (-1 if self.timeout_s is None else self.timeout_s) if self.wait else 0
+        try:
+            lock.acquire(timeout=timeout, poll_interval=POLL_S)
+        except filelock.Timeout:
+            raise LockedError(
+                f"{self.path.parent}: another stationkit process{_holder(self.path)} is running "
+                "on this data directory; try again later or use --wait"
+            ) from None
+        self._lock = lock
+        with contextlib.suppress(OSError):  # only for the message above
+            self.path.with_name(PID_NAME).write_text(f"{os.getpid()}\n")
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -68,9 +78,9 @@ class RunLock:
         self.release()
 
 
-def _read_holder(fd: int) -> str:
+def _holder(lock_path: Path) -> str:
     try:
-        pid = os.pread(fd, 32, 0).decode().strip()
+        pid = lock_path.with_name(PID_NAME).read_text().strip()
     except OSError:
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""

@@ -369,11 +369,14 @@ offset = 0.40
     assert row["value"] == pytest.approx(0.76 * (8.0 - 0.35) / 0.765 + 0.40)
 
 
-def test_cli_one_failing_station_is_exit_3(tmp_path: Path) -> None:
+def test_cli_a_station_with_bad_settings_stops_the_command_before_any_work(
+    tmp_path: Path,
+) -> None:
     station(tmp_path, '[stations.M2]\nmetadata = "missing.json"\n')
     (tmp_path / "incoming" / "day1.dat").write_text(toa5(DAY1))
     conf = str(tmp_path / "stations.toml")
-    assert invoke("--config", conf, "run", "M1")[0] == 0
+    assert invoke("--config", conf, "run", "M1")[0] == 0  # only the stations named are checked
     code, _, err = invoke("--config", conf, "calibrate")
-    assert code == 3
-    assert "stationkit: error: M2: " in err and "missing.json: no such metadata document" in err
+    assert code == 1
+    assert "stationkit: error: M2: stations.M2.metadata: " in err
+    assert "missing.json: no such metadata document" in err

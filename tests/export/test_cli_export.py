@@ -89,8 +89,8 @@ def test_usage_and_config_errors(tmp_path: Path) -> None:
     code, _, err = invoke(export, "--config", bad)
     assert code == 1
     assert (
-        """Error: stations.M001.export.format: expected one of 'windographer', 'csv', """
-        """'parquet', got "xls\"""" in err
+        """stationkit: error: M001: stations.M001.export.format: expected one of """
+        """'windographer', 'csv', 'parquet', got "xls\"""" in err
     )
 
 

@@ -231,9 +231,15 @@ def test_missing_password_then_retry_failed(cfg: Config, monkeypatch: pytest.Mon
         assert s1.failed == 1
         assert f"environment variable {ENV} is not set" in s1.errors[0][1]
         quarantined = cfg.data_dir / "quarantine" / ST / "enc.7z"
-        assert quarantined.exists()
+        # a missing variable is the environment's fault: no outcome, no quarantine ...
+        assert not quarantined.exists() and parse_row(ledger, enc) is None
 
+        # ... so the next call tries again by itself; a wrong password is the
+        # content's (it may belong to another archive): quarantined, kept failed
         monkeypatch.setenv(ENV, "wrong-one")
+        s2 = unpack_station(cfg, cfg.stations[ST], ledger)
+        assert s2.failed == 1 and "wrong password" in s2.errors[0][1]
+        assert "--retry-failed" in s2.errors[0][1] and quarantined.exists()
         assert unpack_station(cfg, cfg.stations[ST], ledger).failed == 0  # not retried
         s2 = unpack_station(cfg, cfg.stations[ST], ledger, retry_failed=True)
         assert s2.failed == 1 and "wrong password" in s2.errors[0][1]

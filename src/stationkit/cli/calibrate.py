@@ -55,4 +55,4 @@ def calibrate(stations: tuple[str, ...], force: bool) -> None:
     def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
         return StationStep(calibrate_station(config, st, ledger, force=force).as_dict(), [], 1, 0)
 
-    per_station(stations, step, _text)
+    per_station(stations, step, _text, stage="calibrate")

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ import click
 
 from stationkit.config import Config, StationConfig, load_config
 from stationkit.errors import StationkitError
-from stationkit.ledger import Ledger
+from stationkit.faults import describe_os_error, is_environment, kind_of
+from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
+from stationkit.pipeline.preflight import preflight
+from stationkit.textsafe import SafeFormatter, show_name
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -82,7 +86,7 @@ def setup_logging(opts: Options) -> None:
     root.setLevel(level)
     if not any(getattr(h, "_stationkit", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("stationkit: %(levelname)s: %(message)s"))
+        handler.setFormatter(SafeFormatter("stationkit: %(levelname)s: %(message)s"))
         handler._stationkit = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for h in root.handlers:
@@ -109,10 +113,10 @@ def emit(data: Any, text: Callable[[], str] | None = None, *, always: bool = Fal
 
 
 def report_errors(errors: list[tuple[str, str, str]]) -> None:
-    """Failures always reach stderr: station, file and reason."""
+    """Failures always reach stderr: station, file and reason (names escaped)."""
     for station, file, reason in errors:
-        where = f"{station}: {file}" if file else station
-        click.echo(f"stationkit: error: {where}: {reason}", err=True)
+        where = f"{station}: {show_name(file)}" if file else station
+        click.echo(f"stationkit: error: {where}: {show_name(reason)}", err=True)
 
 
 def exit_code(failures: int, successes: int) -> int:
@@ -122,16 +126,46 @@ def exit_code(failures: int, successes: int) -> int:
 
 
 def handle_errors(func: F) -> F:
-    """Map library errors to a one-line message and exit code 1."""
+    """Map library errors -- and a disk or ledger that fails -- to a message and
+    exit code 1, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except StationkitError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_lines(str(exc))) from None
+        except sqlite3.Error as exc:
+            raise click.ClickException(
+                f"the ledger ({LEDGER_NAME}) cannot be used: {exc}"
+                + ("; free some disk space and run again" if is_environment(exc) else "")
+            ) from None
+        except OSError as exc:
+            where = f"{show_name(str(exc.filename))}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{describe_os_error(exc)}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _lines(message: str) -> str:
+    """Each line of a message escaped: a message may list several problems,
+    one per line, but a name inside it cannot add a line."""
+    return "\n".join(show_name(line) for line in message.split("\n"))
+
+
+def preflight_or_exit(
+    config: Config, stations: list[StationConfig], *, sources: bool = False
+) -> list[str]:
+    """Validate the settings before any work: exit 1 naming each wrong key;
+    warnings go to stderr (not with -q) and are returned (for --json)."""
+    found = preflight(config, stations, sources=sources)
+    if found.errors:
+        report_errors([(station, "", message) for station, message in found.errors])
+        raise SystemExit(EXIT_FAILURE)
+    if not options().quiet:
+        for w in found.warnings:
+            click.echo(f"stationkit: warning: {show_name(w)}", err=True)
+    return found.warnings
 
 
 def tty_progress(prefix: str) -> Callable[[str], None] | None:
@@ -172,26 +206,37 @@ def per_station(
     stations: tuple[str, ...],
     step: Callable[[Config, StationConfig, Ledger], StationStep],
     text: Callable[[list[dict[str, Any]]], str],
+    *,
+    stage: str,
 ) -> NoReturn:
-    """A stage command: each named station under the run lock, failures on
-    stderr, the summaries as text or --json, exit code 0, 1 or 3. A station
-    that fails outright does not stop the others."""
+    """A stage command: the settings checked first, then each named station
+    under the run lock, failures on stderr, the summaries as text or --json,
+    exit code 0, 1 or 3. A station that fails outright does not stop the
+    others. The failures it shows count as reported (``run`` does not show
+    them again); those an interrupted ``run`` left are kept for the next one."""
     config = get_config()
+    selected = config.select(stations)
+    preflight_or_exit(config, selected, sources=stage == "fetch")
     results: list[dict[str, Any]] = []
     errors: list[tuple[str, str, str]] = []
     ok = failed = 0
     with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
-        for st in config.select(stations):
+        started = ledger.last_failure_id()
+        for st in selected:
             try:
                 done = step(config, st, ledger)
             except StationkitError as exc:
                 errors.append((st.id, "", str(exc)))
                 failed += 1
+                ledger.record_failure(st.id, stage, "", str(exc), kind=kind_of(exc))
                 continue
+            ledger.resolve_failures(st.id, stage)
             results.append(done.summary)
             errors.extend((st.id, f, e) for f, e in done.errors)
             ok += done.ok
             failed += done.failed
-    report_errors(errors)
+        report_errors(errors)
+        shown = ledger.pending_failures([st.id for st in selected], after=started)
+        ledger.mark_reported([int(r["id"]) for r in shown])
     emit(results, lambda: text(results))
     raise SystemExit(exit_code(failed, ok))

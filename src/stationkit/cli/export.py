@@ -14,6 +14,7 @@ from stationkit.cli.common import (
     exit_code,
     get_config,
     handle_errors,
+    preflight_or_exit,
     report_errors,
 )
 from stationkit.errors import ConfigError, LockedError, StationkitError
@@ -125,6 +126,7 @@ def export(
         raise click.UsageError("--include-flagged and --exclude-flag cannot be used together")
     config = get_config()
     selected = config.select(stations)
+    preflight_or_exit(config, selected)
     results: list[dict[str, Any]] = []
     texts: list[str] = []
     errors: list[tuple[str, str, str]] = []

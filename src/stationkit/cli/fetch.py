@@ -54,6 +54,7 @@ def fetch(stations: tuple[str, ...], force: bool) -> None:
             + (" (not due)" if r["skipped_interval"] else "")
             for r in results
         ),
+        stage="fetch",
     )
 
 

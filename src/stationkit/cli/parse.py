@@ -27,21 +27,36 @@ from stationkit.pipeline.parse import parse_station
     show_default=True,
     help="Files parsed in parallel.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Parse again the files that failed before (e.g. after changing [stations.<id>.reader]).",
+)
 @common_options
 @handle_errors
-def parse(stations: tuple[str, ...], jobs: int) -> None:
+def parse(stations: tuple[str, ...], jobs: int, retry_failed: bool) -> None:
     """Parse new files into lake/readings (tidy Parquet, one file per source file).
 
     Files that cannot be read are quarantined with the reason in the ledger
-    (exit code 3); the others are parsed. Running it again does nothing.
+    (exit code 3); the others are parsed. Running it again does nothing,
+    except for files that failed because of the environment (a full disk,
+    an I/O error): those are tried again.
 
     \b
     Example:
         stationkit parse M001 --jobs 2
+        stationkit parse M001 --retry-failed
     """
 
     def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
-        s = parse_station(config, st, ledger, progress=tty_progress(f"parsing {st.id}"), jobs=jobs)
+        s = parse_station(
+            config,
+            st,
+            ledger,
+            progress=tty_progress(f"parsing {st.id}"),
+            jobs=jobs,
+            retry_failed=retry_failed,
+        )
         tty_progress_done()
         return StationStep(s.as_dict(), s.errors, s.parsed, s.failed)
 
@@ -53,4 +68,5 @@ def parse(stations: tuple[str, ...], jobs: int) -> None:
             f"{r['failed']} failed, {r['skipped']} skipped"
             for r in results
         ),
+        stage="parse",
     )

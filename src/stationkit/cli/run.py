@@ -14,11 +14,13 @@ from stationkit.cli.common import (
     get_config,
     handle_errors,
     options,
+    preflight_or_exit,
     tty_progress,
     tty_progress_done,
 )
 from stationkit.errors import LockedError
-from stationkit.pipeline.run import notify_failure, run_stations
+from stationkit.pipeline.run import RunResult, notify_failure, run_stations
+from stationkit.textsafe import SafeFormatter, show_name
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -57,6 +59,12 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     type=click.Path(dir_okay=False, path_type=Path),
     help="Append a detailed log here.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Unpack and parse again the files that failed for their content before "
+    "(e.g. after correcting an archive password).",
+)
 @common_options
 @handle_errors
 def run(
@@ -66,13 +74,18 @@ def run(
     jobs: int,
     shard: tuple[int, int] | None,
     log_file: Path | None,
+    retry_failed: bool,
 ) -> None:
     """Run fetch, unpack and parse for each station, incrementally, under a lock.
 
     Silent on success (use -v for a summary); failures go to stderr naming
     station, stage, file and reason, and to the on_failure command of
-    stations.toml. A second concurrent run exits at once with code 0 (or
-    waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
+    stations.toml -- those of an earlier run that was killed too. A failure
+    caused by the environment (full disk, I/O error, missing password
+    variable, connection) is retried by the next run by itself; one caused
+    by a file's content only when the file or the station's settings change,
+    or with --retry-failed. A second concurrent run exits at once with code
+    0 (or waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
     files or stations failed).
 
     \b
@@ -80,34 +93,47 @@ def run(
         17 * * * *  stationkit --config /srv/met/stations.toml run --jobs 2 --shard 1/2
     """
     if log_file is not None:
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        try:
+            handler = logging.FileHandler(log_file)
+        except OSError as exc:
+            raise click.BadParameter(
+                f"{log_file}: cannot be opened ({exc.strerror})", param_hint="--log-file"
+            ) from None
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.INFO if not options().verbose > 1 else logging.DEBUG)
         logger = logging.getLogger("stationkit")
         logger.addHandler(handler)
         logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
-    try:
-        result = run_stations(
-            config,
-            config.select(stations),
-            wait=wait,
-            force=force,
-            jobs=jobs,
-            shard=shard,
-            progress=tty_progress("run"),
-        )
-        tty_progress_done()
-    except LockedError as exc:
-        click.echo(f"stationkit: {exc}", err=True)
-        raise SystemExit(0) from None
+    selected = config.select(stations)
+    warnings = preflight_or_exit(config, selected, sources=True)
     log = logging.getLogger("stationkit.run")
-    if result.failures:
+
+    def report(result: RunResult) -> None:
+        tty_progress_done()
+        if not result.failures:
+            return
         click.echo(result.failure_summary(), err=True)
         for f in result.failures:
             log.info("failure: %s %s %s: %s", f.station, f.stage, f.file, f.reason)
         problem = notify_failure(config, result)
         if problem:
-            click.echo(f"stationkit: error: {problem}", err=True)
-    emit(result.as_dict(), result.text)
+            click.echo(f"stationkit: error: {show_name(problem)}", err=True)
+
+    try:
+        result = run_stations(
+            config,
+            selected,
+            wait=wait,
+            force=force,
+            jobs=jobs,
+            shard=shard,
+            progress=tty_progress("run"),
+            retry_failed=retry_failed,
+            report=report,
+        )
+    except LockedError as exc:
+        click.echo(f"stationkit: {exc}", err=True)
+        raise SystemExit(0) from None
+    emit({**result.as_dict(), "warnings": warnings}, result.text)
     raise SystemExit(result.exit_code)

@@ -9,6 +9,7 @@ import click
 from stationkit.cli.common import common_options, emit, get_config, handle_errors
 from stationkit.ledger import Ledger
 from stationkit.pipeline.status import station_status
+from stationkit.textsafe import show_name
 
 
 def _text(rows: list[dict[str, Any]]) -> str:
@@ -27,7 +28,7 @@ def _text(rows: list[dict[str, Any]]) -> str:
             lines.append(f"  export {path}: {at}")
         if r["last_error"]:
             e = r["last_error"]
-            lines.append(f"  last error: {e['at']} [{e['stage']}] {e['message']}")
+            lines.append(f"  last error: {e['at']} [{e['stage']}] {show_name(e['message'])}")
     return "\n".join(lines)
 
 

@@ -48,4 +48,5 @@ def unpack(stations: tuple[str, ...], retry_failed: bool) -> None:
             f"{r['station']}: {r['archives']} archive(s), {r['members']} member(s), {r['failed']} failed"
             for r in results
         ),
+        stage="unpack",
     )

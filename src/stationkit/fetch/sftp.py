@@ -735,16 +735,32 @@ async def _in_thread(
 
 def _create(dest: Path) -> int:
     try:
-        return os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        return os.open(dest, _CREATE_FLAGS, 0o644)
     except OSError as exc:
         raise _LocalError(f"cannot create {dest} ({exc.strerror})") from None
+
+
+#: O_CLOEXEC and O_BINARY exist on one platform each
+_CREATE_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+def _write_at(fd: int, data: memoryview, offset: int) -> int:
+    """``os.pwrite``; where there is none (Windows), a seek and a write: each
+    descriptor is written by one task at a time."""
+    pwrite = getattr(os, "pwrite", None)
+    if pwrite is not None:
+        return int(pwrite(fd, data, offset))
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, data)
 
 
 def _pwrite(fd: int, data: bytes, offset: int, dest: Path) -> None:
     view = memoryview(data)
     try:
         while view:
-            n = os.pwrite(fd, view, offset)
+            n = _write_at(fd, view, offset)
             view = view[n:]
             offset += n
     except OSError as exc:

@@ -71,7 +71,7 @@ import py7zr.io
 from Cryptodome.Cipher import AES
 from Cryptodome.Util import Counter
 
-from stationkit.atomic import TMP_PREFIX, fsync_dir, temp_path
+from stationkit.atomic import TMP_PREFIX, fsync_dir, temp_path, temp_tail
 from stationkit.errors import UnpackError
 from stationkit.fetch.magic import HEAD_BYTES, LZMA_MEMLIMIT, archive_kind
 
@@ -218,7 +218,9 @@ def _replace_dir(tmp: Path, dest: Path) -> None:
 
 def _remove_stale_temps(dest: Path) -> None:
     """Remove temporary folders a crashed extraction into ``dest`` left behind."""
-    pattern = re.compile(re.escape(TMP_PREFIX) + r"(\d+)-[0-9a-f]+-" + re.escape(dest.name) + "$")
+    pattern = re.compile(
+        re.escape(TMP_PREFIX) + r"(\d+)-[0-9a-f]+-" + re.escape(temp_tail(dest)) + "$"
+    )
     with contextlib.suppress(FileNotFoundError):
         for p in dest.parent.iterdir():
             m = pattern.match(p.name)
@@ -232,7 +234,9 @@ def _remove_stale_temps(dest: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":
+        # Windows' os.kill(pid, 0) would terminate the process; there the next
+        # run's clean-up after an interrupted one removes what is stale
         return True
     try:
         os.kill(pid, 0)
@@ -270,11 +274,19 @@ class _Sink:
         self.member = member
         self.size = 0
         self.sha = hashlib.sha256()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        # O_NOFOLLOW and O_CLOEXEC do not exist on Windows (nor do symlinks in a fresh folder)
+        flags = (
+            os.O_WRONLY
+            | os.O_CREAT
+            | os.O_EXCL
+            | getattr(os, "O_NOFOLLOW", 0)
+            | getattr(os, "O_CLOEXEC", 0)
+            | getattr(os, "O_BINARY", 0)
+        )
         try:
             fd = os.open(path, flags, 0o644)
         except OSError as exc:
-            raise ex.error(member, f"cannot be written ({exc.strerror})") from None
+            raise ex.error(member, f"cannot be written ({exc.strerror})") from exc
         self.fh: IO[bytes] | None = os.fdopen(fd, "wb")
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -292,7 +304,7 @@ class _Sink:
         try:
             self.fh.write(data)
         except OSError as exc:
-            raise self.ex.error(self.member, f"cannot be written ({exc.strerror})") from None
+            raise self.ex.error(self.member, f"cannot be written ({exc.strerror})") from exc
 
     def finish(self) -> tuple[int, str]:
         assert self.fh is not None
@@ -300,7 +312,7 @@ class _Sink:
             self.fh.flush()
             os.fsync(self.fh.fileno())
         except OSError as exc:
-            raise self.ex.error(self.member, f"cannot be written ({exc.strerror})") from None
+            raise self.ex.error(self.member, f"cannot be written ({exc.strerror})") from exc
         finally:
             self.close()
         return self.size, self.sha.hexdigest()
@@ -490,19 +502,23 @@ class _Extractor:
 
     def missing_password(self, label: str) -> UnpackError:
         if self.password_env:
-            return UnpackError(
+            err = UnpackError(
                 f"{self.name}: {label} is encrypted and environment variable "
                 f"{self.password_env} is not set; set it to the archive password"
             )
-        return UnpackError(
-            f"{self.name}: {label} is encrypted and no password is configured; name an "
-            "environment variable in the station's [archives] password_env in stations.toml"
-        )
+        else:
+            err = UnpackError(
+                f"{self.name}: {label} is encrypted and no password is configured; name an "
+                "environment variable in the station's [archives] password_env in stations.toml"
+            )
+        err.environment = True  # setting the variable is enough: the next run retries
+        return err
 
     def wrong_password(self, label: str) -> UnpackError:
         return UnpackError(
             f"{self.name}: wrong password for {label} (from {self._where()}), "
-            "or the encrypted data is corrupt"
+            "or the encrypted data is corrupt; after correcting the password, "
+            "run `stationkit run --retry-failed`"
         )
 
     # ------------------------------------------------------------ accounting
@@ -568,7 +584,7 @@ class _Extractor:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise self.error(full, f"cannot be written ({exc.strerror})") from None
+            raise self.error(full, f"cannot be written ({exc.strerror})") from exc
         return _Sink(self, target, full)
 
     def write(
@@ -631,7 +647,7 @@ class _Extractor:
                     f"is a {inner} archive nested deeper than {self.limits.max_depth} "
                     "levels; refused",
                 )
-            scratch = path.with_name(f"{TMP_PREFIX}nested-{path.name}")
+            scratch = temp_path(path)
             os.rename(path, scratch)
             path.mkdir()
             self.files.discard(full)

@@ -28,6 +28,7 @@ from stationkit.clock import StationClock
 from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
 from stationkit.pipeline.calibrate import gather_inputs, load_station_setup, point_statistics
+from stationkit.textsafe import show_name
 
 
 @dataclass
@@ -76,9 +77,9 @@ class CheckReport:
             ("ignored columns in the data", self.ignored_columns),
             ("columns with data outside their metadata periods", self.outside_periods),
         ):
-            if items:
-                lines.append(f"  {title}: {', '.join(items)}")
-        lines.extend(f"  warning: {w}" for w in self.warnings)
+            if items:  # column names come from the files: escaped
+                lines.append(f"  {title}: {', '.join(show_name(i) for i in items)}")
+        lines.extend(f"  warning: {show_name(w)}" for w in self.warnings)
         return "\n".join(lines)
 
 

@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from stationkit import __version__
 from stationkit.atomic import TMP_PREFIX, atomic_output, sha256_file
 from stationkit.clock import station_clock
@@ -705,10 +707,15 @@ def export_configured(
 ) -> list[ExportSummary]:
     """For ``stationkit run``: every format a station's ``export`` table asks for.
 
-    Stations without an ``export`` table, or without clean data yet, export
-    nothing.
+    Stations without an ``export`` table, or without clean data yet (a new
+    station whose first file has not arrived), export nothing: no data yet is
+    not a failure.
     """
     settings = export_settings(station)
-    if not settings.configured or not clean_files(config.data_dir, station.id):
+    if not settings.configured:
+        return []
+    files = clean_files(config.data_dir, station.id)
+    if not any(pq.read_metadata(f).num_rows for f in files):
+        log.info("%s: no clean data yet; the exports wait for the first readings", station.id)
         return []
     return [export_station(config, station, ledger, fmt=f) for f in settings.formats]

@@ -21,6 +21,7 @@ from typing import Any
 from stationkit.atomic import commit, sha256_file, temp_path
 from stationkit.config import Config, LocalSource, StationConfig
 from stationkit.errors import FetchError, StationkitError
+from stationkit.faults import ENVIRONMENT
 from stationkit.fetch.base import FileSource, RemoteFile, safe_relpath
 from stationkit.fetch.local import LocalFolderSource
 from stationkit.layout import raw_dir, version_name
@@ -28,6 +29,8 @@ from stationkit.ledger import FileRow, Ledger
 from stationkit.secrets import get_secret
 
 log = logging.getLogger(__name__)
+
+STAGE = "fetch"
 
 Progress = Callable[[str, int], None]
 
@@ -151,13 +154,16 @@ def fetch_station(
     except StationkitError as exc:
         ledger.record_fetch(station.id, error=str(exc))
         ledger.event("fetch", str(exc), station=station.id)
-        raise
+        raise  # the caller records the failure (the run, or the fetch command)
     finally:
         close = getattr(src, "close", None)
         if callable(close):
             close()
+    # a failed transfer keeps no outcome: the next run tries the file again
     for path, message in summary.errors:
         ledger.event("fetch", f"{path}: {message}", station=station.id)
+        ledger.record_failure(station.id, STAGE, path, message, kind=ENVIRONMENT)
+    ledger.resolve_failures(station.id, STAGE)  # the source could be listed
     ledger.record_fetch(station.id, error=summary.errors[0][1] if summary.errors else None)
     return summary
 
@@ -194,7 +200,17 @@ def _transfer(
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
                 continue
-            if _store(ledger, data_dir, station, "fetch", f.path, tmp, f.mtime, known.get(f.path)):
+            try:
+                stored = _store(
+                    ledger, data_dir, station, "fetch", f.path, tmp, f.mtime, known.get(f.path)
+                )
+            except OSError as exc:  # a full disk: the next run fetches it again
+                summary.errors.append(
+                    (f.path, f"cannot store {tmp.parent} ({exc.strerror or exc})")
+                )
+                continue
+            ledger.resolve_failures(station, STAGE, f.path)
+            if stored:
                 fetched += 1
             else:
                 unchanged += 1

@@ -9,8 +9,12 @@ writes the same bytes). Superseded versions lose their readings.
 Outcomes in the ledger (``parses.status``):
 
 * ``ok`` -- readings written;
-* ``failed`` -- the file could not be read; a hard link (or copy) is put in
-  quarantine/<station>/ and the reason recorded; raw/ keeps the original;
+* ``failed`` -- the file's content could not be read; a hard link (or copy)
+  is put in quarantine/<station>/ and the reason recorded; raw/ keeps the
+  original. Tried again when the station's parser settings change or with
+  ``retry_failed``. A file that failed because of the environment (an I/O
+  error, a full disk: :mod:`stationkit.faults`) gets no outcome and is tried
+  again by the next run; either failure is recorded in ``failures``;
 * ``skipped`` -- recognised, but holds no readings (an event log);
 * ``archive`` -- written by the unpack stage; archives are never parsed here.
 """
@@ -25,17 +29,18 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import polars as pl
 
 from stationkit import plausible
-from stationkit.atomic import link_or_copy
+from stationkit.atomic import fit_name, link_or_copy
 from stationkit.clock import Clock, StationClock
 from stationkit.config import Config, StationConfig
 from stationkit.errors import NotReadingsError, ParseError, UnknownFormatError
-from stationkit.fetch.magic import archive_kind
+from stationkit.faults import CONTENT, ENVIRONMENT, is_environment
+from stationkit.fetch.magic import ARCHIVE_KINDS, archive_kind
 from stationkit.layout import quarantine_dir
 from stationkit.ledger import FileRow, Ledger, iso
 from stationkit.parsers import delimited
@@ -71,11 +76,16 @@ class ParseSummary:
         return d
 
 
+def _quarantined(data_dir: Path, row: FileRow) -> Path:
+    """Where a file that failed to parse is copied (a name within the file system's limit)."""
+    name = PurePosixPath(row.path).name
+    return quarantine_dir(data_dir, row.station) / fit_name(f"{row.id:019d}-{name}")
+
+
 def _quarantine(data_dir: Path, row: FileRow) -> None:
-    src = data_dir / row.path
-    dest = quarantine_dir(data_dir, row.station) / f"{row.id:019d}-{src.name}"
+    dest = _quarantined(data_dir, row)
     if not dest.exists():
-        link_or_copy(src, dest)
+        link_or_copy(data_dir / row.path, dest)
 
 
 def _options(station: StationConfig, fmt: str) -> dict[str, Any]:
@@ -164,13 +174,18 @@ def parse_station(
     *,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    retry_failed: bool = False,
 ) -> ParseSummary:
-    """Parse every new file version of ``station``; failures do not stop the rest."""
+    """Parse every new file version of ``station``; failures do not stop the rest.
+
+    ``retry_failed`` also parses again the files that failed before (their
+    quarantined copy goes when they succeed)."""
     summary = ParseSummary(station.id)
     data_dir = config.data_dir
     # clock settings the station leaves out come from its IEA document (DESIGN: Time)
     clock = StationClock.load(station)
     summary.reparsed = _reparse_if_settings_changed(ledger, data_dir, clock)
+    retried = _forget_failed(ledger, station.id) if retry_failed else set()
     # versions a newer one replaced, and members of a replaced archive version
     stale = [file_id for file_id, _ in ledger.superseded_outputs(station.id)]
     for file_id in stale + stale_member_ids(ledger, station.id):
@@ -194,6 +209,13 @@ def parse_station(
     else:
         for row in rows:
             _record(ledger, data_dir, station, row, work(row), summary)
+    for row in rows:
+        if row.id in retried and _quarantined(data_dir, row).exists():
+            outcome_row = ledger.conn.execute(
+                "SELECT status FROM parses WHERE file_id=?", (row.id,)
+            ).fetchone()
+            if outcome_row is not None and outcome_row["status"] != "failed":
+                _quarantined(data_dir, row).unlink(missing_ok=True)
     return summary
 
 
@@ -204,6 +226,22 @@ def source_mtime(ledger: Ledger, row: FileRow) -> float | None:
         row = ledger.get_file(row.parent_id)
         seen += 1
     return row.mtime
+
+
+def _forget_failed(ledger: Ledger, station: str) -> set[int]:
+    """Drop the ``failed`` outcomes of current, non-archive file versions."""
+    marks = ",".join("?" * len(ARCHIVE_KINDS))
+    ids = {
+        int(r[0])
+        for r in ledger.conn.execute(
+            "SELECT p.file_id FROM parses p JOIN files f ON f.id = p.file_id "
+            "WHERE p.station = ? AND p.status = 'failed' AND f.superseded_by IS NULL "
+            f"AND (p.format IS NULL OR p.format NOT IN ({marks}))",
+            (station, *ARCHIVE_KINDS),
+        )
+    }
+    ledger.forget_parse(sorted(ids))
+    return ids
 
 
 def _retire(ledger: Ledger, data_dir: Path, station: str, file_id: int) -> None:
@@ -267,7 +305,7 @@ def _reparse_if_settings_changed(ledger: Ledger, data_dir: Path, clock: StationC
 class Outcome:
     """What parsing one file came to, before the ledger hears of it."""
 
-    status: str  # ok | failed | skipped | archive | unreadable
+    status: str  # ok | failed | skipped | archive | retry (an environment failure)
     message: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -287,7 +325,7 @@ def _parse_and_write(
     try:
         head = read_head(path)
     except OSError as exc:
-        return Outcome("unreadable", f"{row.path}: cannot read ({exc.strerror})")
+        return Outcome(_status(exc), f"{row.path}: cannot read ({exc.strerror or exc})")
     if archive_kind(head) is not None:
         return Outcome("archive")  # the unpack stage owns archives
     try:
@@ -295,15 +333,20 @@ def _parse_and_write(
     except NotReadingsError as exc:
         return Outcome("skipped", str(exc))
     except ParseError as exc:
-        return Outcome("failed", str(exc))
+        return Outcome(_status(exc), str(exc))
     except Exception as exc:  # a parser bug must not stop the run or lose the file
         log.debug("parser crashed on %s", row.path, exc_info=True)
+        if is_environment(exc):
+            return Outcome("retry", f"{row.path}: cannot read ({type(exc).__name__}: {exc})")
         return Outcome(
             "failed", f"{row.path}: internal error in the parser ({type(exc).__name__}: {exc})"
         )
     out = readings_path(data_dir, station.id, row.id)
     warnings: list[str] = details["warnings"]
-    n = write_readings(out, station.id, row.id, frame, result.channels, warnings)
+    try:
+        n = write_readings(out, station.id, row.id, frame, result.channels, warnings)
+    except OSError as exc:  # a full disk: nothing is recorded, the next run tries again
+        return Outcome("retry", f"{row.path}: cannot write {out.name} ({exc.strerror or exc})")
     stamps = frame.get_column(TIMESTAMP)
     meta = asdict(result.meta)
     meta.pop("warnings", None)
@@ -338,15 +381,24 @@ def _record(
 ) -> None:
     if outcome.status == "archive":
         summary.waiting_archives += 1
-    elif outcome.status == "unreadable":
-        _fail(ledger, data_dir, row, outcome.message, summary, quarantine=False)
+    elif outcome.status == "retry":
+        log.warning("%s (tried again next run)", outcome.message)
+        ledger.record_failure(
+            station.id, "parse", row.path, outcome.message, kind=ENVIRONMENT, file_id=row.id
+        )
+        summary.failed += 1
+        summary.errors.append((row.path, outcome.message))
     elif outcome.status == "failed":
         _fail(ledger, data_dir, row, outcome.message, summary)
     elif outcome.status == "skipped":
-        ledger.record_parse(row.id, station.id, "skipped", error=outcome.message)
+        with ledger.transaction():
+            ledger.record_parse(row.id, station.id, "skipped", error=outcome.message)
+            ledger.resolve_failures(station.id, "parse", row.path)
         summary.skipped += 1
     else:
-        ledger.record_parse(row.id, station.id, "ok", **outcome.fields)
+        with ledger.transaction():
+            ledger.record_parse(row.id, station.id, "ok", **outcome.fields)
+            ledger.resolve_failures(station.id, "parse", row.path)
         for w in outcome.warnings:
             ledger.event(
                 "parse", f"{row.path}: {w}", station=station.id, file_id=row.id, level="warning"
@@ -355,19 +407,23 @@ def _record(
         summary.readings += outcome.readings
 
 
+def _status(exc: BaseException) -> str:
+    """``retry`` for an environment failure (no outcome kept), else ``failed``."""
+    return "retry" if is_environment(exc) else "failed"
+
+
 def _fail(
     ledger: Ledger,
     data_dir: Path,
     row: FileRow,
     message: str,
     summary: ParseSummary,
-    *,
-    quarantine: bool = True,
 ) -> None:
-    if quarantine:
-        with contextlib.suppress(OSError):
-            _quarantine(data_dir, row)
-    ledger.record_parse(row.id, row.station, "failed", error=message)
-    ledger.event("parse", message, station=row.station, file_id=row.id)
+    with contextlib.suppress(OSError):
+        _quarantine(data_dir, row)
+    with ledger.transaction():  # the outcome and its failure, or neither
+        ledger.record_parse(row.id, row.station, "failed", error=message)
+        ledger.event("parse", message, station=row.station, file_id=row.id)
+        ledger.record_failure(row.station, "parse", row.path, message, kind=CONTENT, file_id=row.id)
     summary.failed += 1
     summary.errors.append((row.path, message))

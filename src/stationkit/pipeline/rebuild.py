@@ -141,7 +141,7 @@ def rebuild(
         shutil.rmtree(aside, ignore_errors=True)
         aside.mkdir(parents=True)
         if (data / "raw").exists():
-            os.symlink((data / "raw").resolve(), aside / "raw")
+            _link_tree(data / "raw", aside / "raw")
         built = replace(config, data_dir=aside)
         old = Ledger(data, readonly=True) if (data / LEDGER_NAME).exists() else None
         try:
@@ -161,6 +161,22 @@ def rebuild(
             _swap(data, aside, ids)
         shutil.rmtree(aside, ignore_errors=True)
     return result
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """``dest`` shows ``src``: a symbolic link, or -- where links need a privilege
+    (Windows) -- a tree of hard links (copies across file systems)."""
+    try:
+        os.symlink(src.resolve(), dest, target_is_directory=True)
+    except (OSError, NotImplementedError):
+        shutil.copytree(src, dest, copy_function=_link_file)
+
+
+def _link_file(src: str, dest: str) -> None:
+    try:
+        os.link(src, dest)
+    except (OSError, AttributeError):
+        shutil.copy2(src, dest)
 
 
 _LEDGER_TABLES = ("files", "parses", "builds", "partitions", "export_parts")

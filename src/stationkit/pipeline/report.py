@@ -93,6 +93,12 @@ def report_station(
 def write_heatmap(reports: Sequence[StationReport], path: Path) -> None:
     """The availability heatmap of ``reports`` as a PNG, written atomically."""
     rows = [r for rep in reports for r in rep.rows]
+    if not rows:
+        names = ", ".join(rep.station for rep in reports) or "(no station)"
+        raise ExportError(
+            f"{path}: nothing to plot: no clean data for {names} in the period; "
+            "run `stationkit run` (or calibrate) first, or widen --start/--end"
+        )
     zones = sorted({rep.time_zone for rep in reports})
     names = ", ".join(rep.station for rep in reports)
     title = f"Data recovery per month - {names}" + (f" ({', '.join(zones)})" if zones else "")

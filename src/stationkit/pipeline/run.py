@@ -10,6 +10,14 @@ stations than workers, the rest parse a station's files in parallel.
 
 ``shard=(k, n)`` runs only the stations whose stable hash falls in shard k of
 n, so several cron hosts can split a fleet without coordinating.
+
+Failures are recorded in the ledger as they happen (``failures``). At the end
+of a complete run -- still under the lock -- every failure of the selected
+stations that no run has reported yet, those of an earlier run that was
+killed included, goes into the result (summary, exit code, ``on_failure``)
+and is then marked reported. Failures of that earlier run that have since
+been resolved (a retried file that now succeeded) are marked without being
+shown.
 """
 
 from __future__ import annotations
@@ -17,18 +25,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from stationkit.atomic import clean_temp_files
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError
+from stationkit.faults import CONTENT, ENVIRONMENT, describe_os_error, is_environment, kind_of
 from stationkit.ledger import Ledger
 from stationkit.lock import RunLock
 from stationkit.pipeline.calibrate import calibrate_station
@@ -36,6 +46,7 @@ from stationkit.pipeline.export import export_configured
 from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
+from stationkit.textsafe import show_name
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,10 @@ class Failure:
     stage: str
     file: str
     reason: str
+    #: environment (a later run retries it by itself) or content; see stationkit.faults
+    kind: str = CONTENT
+    #: recorded by an earlier run that did not finish (killed), reported now
+    earlier: bool = False
 
 
 @dataclass
@@ -63,17 +78,21 @@ class StationRun:
     file_jobs: int = 1
     #: called with "<stage> <file>" as work proceeds (a terminal's progress line)
     progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    #: unpack and parse again what failed for its content before
+    retry_failed: bool = False
 
 
 @dataclass
 class RunResult:
-    """Per-station, per-stage summaries and every failure."""
+    """Per-station, per-stage summaries and every failure: this run's, then the
+    unreported ones of earlier runs that were interrupted."""
 
     runs: list[StationRun] = field(default_factory=list)
+    earlier: list[Failure] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Failure]:
-        return [f for r in self.runs for f in r.failures]
+        return [f for r in self.runs for f in r.failures] + self.earlier
 
     @property
     def errors(self) -> list[tuple[str, str, str]]:
@@ -120,11 +139,13 @@ class RunResult:
         return "\n".join(lines)
 
     def failure_summary(self) -> str:
-        """What cron mails: one line per failure naming station, stage, file, reason."""
+        """What cron mails: one line per failure naming station, stage, file, reason
+        (names escaped: a file name cannot add or fake a line)."""
         lines = [f"stationkit run: {len(self.failures)} failure(s), exit code {self.exit_code}"]
         for f in self.failures:
-            where = f"{f.station} {f.stage}" + (f" {f.file}" if f.file else "")
-            lines.append(f"  {where}: {f.reason}")
+            where = f"{f.station} {f.stage}" + (f" {show_name(f.file)}" if f.file else "")
+            note = " (recorded by an earlier run that was interrupted)" if f.earlier else ""
+            lines.append(f"  {where}: {show_name(f.reason)}{note}")
         return "\n".join(lines)
 
 
@@ -145,6 +166,25 @@ def select_shard(
 Stage = Callable[[Config, StationConfig, Ledger, StationRun], None]
 
 
+def _note(ledger: Ledger, failure: Failure) -> None:
+    """Record a failure the stage itself does not record (calibrate, export, a
+    station's run), so that a killed run's is still reported and ``status``
+    shows it. A ledger that cannot be written (full disk) only loses the note."""
+    try:
+        ledger.record_failure(
+            failure.station, failure.stage, failure.file, failure.reason, kind=failure.kind
+        )
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("%s: cannot record the failure in the ledger (%s)", failure.station, exc)
+
+
+def _failed(ledger: Ledger, run: StationRun, stage: str, exc: BaseException) -> None:
+    failure = Failure(run.station, stage, "", describe(exc), kind_of(exc))
+    run.stages[stage] = {"error": failure.reason}
+    run.failures.append(failure)
+    _note(ledger, failure)
+
+
 def _fetch(
     config: Config, station: StationConfig, ledger: Ledger, run: StationRun, force: bool
 ) -> None:
@@ -153,17 +193,17 @@ def _fetch(
     try:
         f = fetch_station(config, station, ledger, force=force)
     except StationkitError as exc:
-        run.stages["fetch"] = {"error": str(exc), "fetched": 0}
-        run.failures.append(Failure(station.id, "fetch", "", str(exc)))
+        _failed(ledger, run, "fetch", exc)
+        run.stages["fetch"]["fetched"] = 0
         run.fatal = True
         return
     run.stages["fetch"] = f.as_dict()
-    run.failures.extend(Failure(station.id, "fetch", p, e) for p, e in f.errors)
+    run.failures.extend(Failure(station.id, "fetch", p, e, ENVIRONMENT) for p, e in f.errors)
     run.work_done += f.fetched
 
 
 def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    u = unpack_station(config, station, ledger)
+    u = unpack_station(config, station, ledger, retry_failed=run.retry_failed)
     run.stages["unpack"] = u.as_dict()
     run.failures.extend(Failure(station.id, "unpack", p, e) for p, e in u.errors)
     run.work_done += u.archives
@@ -177,6 +217,7 @@ def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationR
         ledger,
         jobs=run.file_jobs,
         progress=(lambda path: show(f"{station.id} parse {path}")) if show else None,
+        retry_failed=run.retry_failed,
     )
     run.stages["parse"] = p.as_dict()
     run.failures.extend(Failure(station.id, "parse", path, e) for path, e in p.errors)
@@ -187,21 +228,22 @@ def _calibrate(config: Config, station: StationConfig, ledger: Ledger, run: Stat
     try:
         c = calibrate_station(config, station, ledger)
     except StationkitError as exc:
-        run.stages["calibrate"] = {"error": str(exc)}
-        run.failures.append(Failure(station.id, "calibrate", "", str(exc)))
+        _failed(ledger, run, "calibrate", exc)
         return
+    ledger.resolve_failures(station.id, "calibrate")
     run.stages["calibrate"] = c.as_dict()
     run.work_done += int(c.built and c.rows > 0)  # an empty build is not work done
 
 
 def _export(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    """The exports configured in [stations.<id>.export]; none without that table."""
+    """The exports configured in [stations.<id>.export]; none without that table,
+    and none (without a failure) while the station has no clean data yet."""
     try:
         done = export_configured(config, station, ledger)
     except StationkitError as exc:
-        run.stages["export"] = {"error": str(exc)}
-        run.failures.append(Failure(station.id, "export", "", str(exc)))
+        _failed(ledger, run, "export", exc)
         return
+    ledger.resolve_failures(station.id, "export")
     run.stages["export"] = {"exports": [s.as_dict() for s in done]}
     run.work_done += sum(not s.skipped for s in done)
 
@@ -226,24 +268,35 @@ def run_station(
     force: bool = False,
     file_jobs: int = 1,
     progress: Callable[[str], None] | None = None,
+    retry_failed: bool = False,
 ) -> StationRun:
     """The chain for one station."""
-    run = StationRun(station.id, file_jobs=file_jobs, progress=progress)
+    run = StationRun(station.id, file_jobs=file_jobs, progress=progress, retry_failed=retry_failed)
     if progress is not None:
         progress(f"{station.id} fetch")
     try:
         _fetch(config, station, ledger, run, force)
         process_station(config, station, ledger, run)
-    except StationkitError as exc:
-        run.failures.append(Failure(station.id, "run", "", str(exc)))
-        run.fatal = True
     except Exception as exc:  # a bug in one station's run must not hide the others
-        log.debug("run of %s crashed", station.id, exc_info=True)
-        run.failures.append(
-            Failure(station.id, "run", "", f"internal error ({type(exc).__name__}: {exc})")
-        )
+        log.debug("run of %s stopped", station.id, exc_info=True)
+        failure = Failure(station.id, "run", "", describe(exc), kind_of(exc))
+        run.failures.append(failure)
         run.fatal = True
+        _note(ledger, failure)
     return run
+
+
+def describe(exc: BaseException) -> str:
+    """A failure's reason: the message of an error stationkit raised, what the
+    system said for an environment failure, else an internal error."""
+    if isinstance(exc, StationkitError):
+        return str(exc)
+    if isinstance(exc, sqlite3.Error) and is_environment(exc):
+        return f"the ledger cannot be written ({exc}); the next run tries again"
+    if isinstance(exc, OSError) and is_environment(exc):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{describe_os_error(exc)}; the next run tries again"
+    return f"internal error ({type(exc).__name__}: {exc})"
 
 
 def run_stations(
@@ -255,21 +308,30 @@ def run_stations(
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
+    retry_failed: bool = False,
+    report: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
-    """Run the chain for ``stations``; raises LockedError if a run is in progress."""
+    """Run the chain for ``stations``; raises LockedError if a run is in progress.
+
+    ``report`` is called with the result while the lock is still held; the
+    failures it was given are then marked reported in the ledger."""
     selected = select_shard(stations, shard)
     # workers go to stations first; what is left over parses a station's files in parallel
     file_jobs = max(1, jobs // max(1, len(selected)))
+    options: dict[str, Any] = {
+        "force": force,
+        "file_jobs": file_jobs,
+        "progress": progress,
+        "retry_failed": retry_failed,
+    }
     with (
         RunLock(config.data_dir, wait=wait),
         unfinished_marker(config.data_dir),
         Ledger(config.data_dir) as main,
     ):
+        started = main.last_failure_id()
         if jobs <= 1 or len(selected) <= 1:
-            runs = [
-                run_station(config, st, main, force=force, file_jobs=file_jobs, progress=progress)
-                for st in selected
-            ]
+            runs = [run_station(config, st, main, **options) for st in selected]
         else:
             # one ledger connection per worker thread, reused across its stations
             local = threading.local()
@@ -279,9 +341,7 @@ def run_stations(
                 if not hasattr(local, "ledger"):
                     local.ledger = Ledger(config.data_dir)
                     opened.append(local.ledger)
-                return run_station(
-                    config, st, local.ledger, force=force, file_jobs=file_jobs, progress=progress
-                )
+                return run_station(config, st, local.ledger, **options)
 
             try:
                 with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
@@ -289,7 +349,60 @@ def run_stations(
             finally:
                 for ledger in opened:
                     ledger.close()
-    return RunResult(runs)
+        result = RunResult(runs)
+        pending = _pending(main, [st.id for st in selected], started, result)
+        if report is not None:
+            report(result)
+        if pending:
+            try:
+                main.mark_reported(pending)
+            except (sqlite3.Error, OSError) as exc:  # reported again by the next run
+                log.warning("cannot mark the failures reported in the ledger (%s)", exc)
+    return result
+
+
+def _pending(ledger: Ledger, stations: list[str], started: int, result: RunResult) -> list[int]:
+    """Add the unreported failures of earlier runs to ``result``; return the ids of
+    every unreported failure of ``stations`` (this run's too) to mark reported."""
+    if not stations:
+        return []
+    try:
+        rows = ledger.pending_failures(stations)
+        open_ids = {int(r["id"]) for r in rows if _still_open(ledger, r)}
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("cannot read the pending failures from the ledger (%s)", exc)
+        return []
+    kinds = {
+        (r["station"], r["stage"], r["file"], r["reason"]): r["kind"]
+        for r in rows
+        if int(r["id"]) > started
+    }
+    for run in result.runs:  # the stages know the kind of what they recorded
+        run.failures = [
+            replace(f, kind=kinds.get((f.station, f.stage, f.file, f.reason), f.kind))
+            for f in run.failures
+        ]
+    now = {(f.station, f.stage, f.file) for f in result.failures}
+    for r in rows:
+        key = (r["station"], r["stage"], r["file"])
+        if int(r["id"]) > started or int(r["id"]) not in open_ids or key in now:
+            continue  # this run's own, since resolved, or failed again in this run
+        now.add(key)
+        result.earlier.append(
+            Failure(r["station"], r["stage"], r["file"], r["reason"], r["kind"], earlier=True)
+        )
+    return [int(r["id"]) for r in rows]
+
+
+def _still_open(ledger: Ledger, row: sqlite3.Row) -> bool:
+    if row["resolved_at"] is not None:
+        return False
+    if row["file_id"] is None:
+        return True
+    superseded = ledger.conn.execute(
+        "SELECT superseded_by FROM files WHERE id=?", (row["file_id"],)
+    ).fetchone()
+    return superseded is None or superseded[0] is None
 
 
 MARKER = ".stationkit-run-in-progress"

@@ -10,7 +10,8 @@ STATES = ("pending", "ok", "failed", "skipped", "archive", "superseded")
 
 
 def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
-    """Files by state, first and last data timestamp, last fetch, last error."""
+    """Files by state, first and last data timestamp, last fetch, the newest
+    failure not yet resolved, and how many failures no run has reported yet."""
     c = ledger.conn
     counts = dict.fromkeys(STATES, 0)
     for row in c.execute(
@@ -26,7 +27,8 @@ def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
         (station,),
     ).fetchone()
     fetch = ledger.fetch_info(station)
-    err = ledger.last_error(station)
+    err = ledger.last_error(station)  # none once what failed has succeeded
+    pending = len(ledger.pending_failures([station]))
     builds = {
         r["stage"]: r["built_at"]
         for r in c.execute("SELECT stage, built_at FROM builds WHERE station=?", (station,))
@@ -46,6 +48,15 @@ def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
             if stage.startswith("export:")
         },
         "last_error": (
-            {"at": err["at"], "stage": err["stage"], "message": err["message"]} if err else None
+            {
+                "at": err["at"],
+                "stage": err["stage"],
+                "file": err["file"],
+                "message": err["reason"],
+                "kind": err["kind"],
+            }
+            if err
+            else None
         ),
+        "pending_failures": pending,
     }

@@ -14,9 +14,15 @@ named ``inner.7z/x.dat`` and its parent is ``a.zip``'s row, so one hop from
 any member reaches the fetched file (``parent_id``) and the name shows the
 chain.
 
-A failed archive gets a parse outcome of status ``failed`` with the reason,
-an ``unpack`` event, and a hard link (or copy) in
-``quarantine/<station>/<path below raw/<station>/>``; the other archives go on.
+An archive that fails for its content (corrupt, unsafe, a wrong password)
+gets a parse outcome of status ``failed`` with the reason, an ``unpack``
+event, and a hard link (or copy) in
+``quarantine/<station>/<path below raw/<station>/>``; the other archives go
+on. It is tried again when the station's ``[archives]`` settings change or
+with ``retry_failed``. One that fails because of the environment (a full
+disk, an I/O error, a missing password variable; see
+:mod:`stationkit.faults`) gets no outcome: the next run tries it again by
+itself. Either way the failure is recorded in the ledger's ``failures``.
 Re-running does nothing: every archive handled has a parse outcome.
 
 A new version of an archive (a changed file) has new members with a new
@@ -34,9 +40,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from stationkit.atomic import link_or_copy
+from stationkit.atomic import fit_name, link_or_copy
 from stationkit.config import Config, StationConfig
 from stationkit.errors import StationkitError, UnpackError
+from stationkit.faults import CONTENT, ENVIRONMENT, is_environment
 from stationkit.fetch.magic import ARCHIVE_KINDS
 from stationkit.fetch.unpack import Member, detect_archive, extract_archive
 from stationkit.layout import quarantine_dir, raw_dir, staging_dir
@@ -79,6 +86,7 @@ def unpack_station(
     """
     data_dir = config.data_dir
     summary = UnpackSummary(station=station.id)
+    _retry_if_settings_changed(ledger, station)
     password_env = station.archives.password_env
     password: str | None = None
     password_read = False
@@ -107,11 +115,23 @@ def unpack_station(
             recorded = _record_members(ledger, data_dir, station.id, row, members)
         except (StationkitError, OSError, sqlite3.IntegrityError) as exc:
             message = _message(exc, row.path)
-            _fail(ledger, data_dir, station.id, row, rel, kind, message)
+            if is_environment(exc):
+                log.warning("%s (tried again next run)", message)
+                with ledger.transaction():
+                    ledger.forget_parse([row.id])  # an earlier outcome (retry_failed)
+                    ledger.record_failure(
+                        station.id, STAGE, row.path, message, kind=ENVIRONMENT, file_id=row.id
+                    )
+            else:
+                _fail(ledger, data_dir, station.id, row, rel, kind, message)
             summary.failed += 1
             summary.errors.append((row.path, message))
             continue
-        ledger.record_parse(row.id, station.id, "archive", format=kind, meta={"members": recorded})
+        with ledger.transaction():
+            ledger.record_parse(
+                row.id, station.id, "archive", format=kind, meta={"members": recorded}
+            )
+            ledger.resolve_failures(station.id, STAGE, row.path)
         with contextlib.suppress(FileNotFoundError):
             (quarantine_dir(data_dir, station.id) / rel).unlink()  # an earlier failure
         summary.archives += 1
@@ -168,7 +188,7 @@ def _relative_to_raw(row: FileRow, station: str) -> PurePosixPath:
     with contextlib.suppress(ValueError):
         return p.relative_to(raw_dir(Path(), station).as_posix())
     # not fetched into raw/<station>/ (e.g. added from elsewhere): keep it apart
-    return PurePosixPath("_files", f"{row.id}-{p.name}")
+    return PurePosixPath("_files", fit_name(f"{row.id}-{p.name}"))
 
 
 def _record_members(
@@ -221,5 +241,36 @@ def _fail(
         link_or_copy(data_dir / row.path, target)
     except OSError as exc:
         log.error("%s: cannot quarantine (%s)", row.path, exc.strerror)
-    ledger.record_parse(row.id, station, "failed", format=kind, error=message)
-    ledger.event(STAGE, message, station=station, file_id=row.id)
+    with ledger.transaction():  # the outcome and its failure, or neither
+        ledger.record_parse(row.id, station, "failed", format=kind, error=message)
+        ledger.event(STAGE, message, station=station, file_id=row.id)
+        ledger.record_failure(station, STAGE, row.path, message, kind=CONTENT, file_id=row.id)
+
+
+SETTINGS_STAGE = "unpack-settings"
+
+
+def _retry_if_settings_changed(ledger: Ledger, station: StationConfig) -> None:
+    """Archives that failed for their content are tried again when the station's
+    [archives] settings change (the variable named, the size limit)."""
+    a = station.archives
+    new = f"{a.password_env}|{a.max_member_bytes}"
+    old = ledger.build_fingerprint(station.id, SETTINGS_STAGE)
+    if old == new:
+        return
+    if old is not None:
+        forget_failed_archives(ledger, station.id)
+    ledger.record_build(station.id, SETTINGS_STAGE, new)
+
+
+def forget_failed_archives(ledger: Ledger, station: str) -> int:
+    """Drop the ``failed`` outcomes of a station's current archive versions, so the
+    next unpack tries them again (what ``retry_failed`` does for one call)."""
+    marks = ",".join("?" * len(ARCHIVE_KINDS))
+    cur = ledger.conn.execute(
+        "DELETE FROM parses WHERE station = ? AND status = 'failed' "
+        f"AND format IN ({marks}) AND file_id IN "
+        "(SELECT id FROM files WHERE station = ? AND superseded_by IS NULL AND origin != 'member')",
+        (station, *ARCHIVE_KINDS, station),
+    )
+    return cur.rowcount
