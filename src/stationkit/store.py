@@ -3,8 +3,10 @@
     lake/readings/station=<id>/part-<file_id>.parquet
 
 Columns are DESIGN's tidy schema. Rows are sorted by channel, then time
-(stable: rows with the same timestamp keep file order), written channel by
-channel so memory stays at one wide frame plus one channel slice. Encodings
+(stable: rows with the same timestamp keep file order), built a block of
+channels at a time (about ROW_GROUP_ROWS rows: all channels of a daily
+file at once, one channel of a years-long file) so memory stays at one wide
+frame plus one block. Encodings
 are chosen for size and for byte-identical output from identical input:
 timestamps and file ids delta-encoded, values dictionary-encoded (met values
 repeat), zstd, no wall-clock metadata.
@@ -23,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from stationkit.atomic import atomic_output
@@ -77,15 +78,6 @@ def _repeat(value: str | None, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n))
 
 
-def _finite(values: pa.Array) -> tuple[pa.Array, int]:
-    """``values`` with NaN, +-inf and absurd magnitudes as null; how many there were."""
-    good = pc.less(pc.abs(values), ABSURD_MAGNITUDE)  # false for NaN and inf, null for null
-    bad = int(pc.sum(pc.invert(good)).as_py() or 0)
-    if bad == 0:
-        return values, 0
-    return pc.if_else(good, values, pa.scalar(None, pa.float64())), bad
-
-
 def _not_finite_warning(replaced: dict[str, int]) -> str:
     shown = ", ".join(f"{name!r} ({n})" for name, n in list(replaced.items())[:MAX_NAMED])
     more = f" and {len(replaced) - MAX_NAMED} more channel(s)" if len(replaced) > MAX_NAMED else ""
@@ -115,10 +107,9 @@ def write_readings(
     """
     if not frame.get_column(TIMESTAMP).is_sorted():
         frame = frame.sort(TIMESTAMP, maintain_order=True)  # a copy: only when needed
-    stamps = frame.get_column(TIMESTAMP).to_arrow()
+    stamps = frame.get_column(TIMESTAMP).cast(pl.Datetime("us", "UTC")).to_physical().to_numpy()
     n = frame.height
-    station_col = _repeat(station, n)
-    file_col = pa.array(np.full(n, file_id, dtype=np.int64))
+    ordered = sorted(channels, key=lambda c: c.name)
     total = 0
     replaced: dict[str, int] = {}
     pending: list[pa.Table] = []
@@ -126,23 +117,8 @@ def write_readings(
     with atomic_output(path) as tmp:
         writer = _writer(tmp)
         try:
-            for ch in sorted(channels, key=lambda c: c.name):
-                values, bad = _finite(frame.get_column(ch.name).to_arrow())
-                if bad:
-                    replaced[ch.name] = bad
-                table = pa.Table.from_arrays(
-                    [
-                        station_col,
-                        stamps,
-                        _repeat(ch.name, n),
-                        _repeat(ch.statistic, n),
-                        values,
-                        file_col,
-                    ],
-                    schema=READINGS_SCHEMA,
-                )
-                if ch.sparse:
-                    table = table.filter(pc.is_valid(table.column("value")))
+            for block in _blocks(ordered, n):
+                table = _block_table(station, file_id, frame, block, stamps, replaced)
                 pending.append(table)
                 pending_rows += table.num_rows
                 total += table.num_rows
@@ -157,3 +133,57 @@ def write_readings(
     if replaced and warnings is not None:
         warnings.append(_not_finite_warning(replaced))
     return total
+
+
+def _blocks(channels: Sequence[ChannelInfo], rows: int) -> list[list[ChannelInfo]]:
+    """Consecutive channels in groups of about ROW_GROUP_ROWS readings."""
+    per = max(1, ROW_GROUP_ROWS // max(rows, 1))
+    return [list(channels[i : i + per]) for i in range(0, len(channels), per)]
+
+
+def _block_table(
+    station: str,
+    file_id: int,
+    frame: pl.DataFrame,
+    block: Sequence[ChannelInfo],
+    stamps: np.ndarray,
+    replaced: dict[str, int],
+) -> pa.Table:
+    """The tidy rows of a block of channels, channel after channel.
+
+    Nulls, NaN, infinities and absurd magnitudes all become null; how many
+    were not null already is counted per channel in ``replaced``.
+    """
+    n, k = frame.height, len(block)
+    wide = frame.select([pl.col(c.name).cast(pl.Float64) for c in block])
+    values = wide.to_numpy(order="fortran").reshape(-1, order="F")  # null -> NaN
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(values) < ABSURD_MAGNITUDE)  # NaN, inf, null and absurd
+    if bad.any():
+        nulls = wide.null_count().row(0)
+        counts = bad.reshape(k, n).sum(axis=1)
+        for c, b, z in zip(block, counts.tolist(), nulls, strict=True):
+            if b > z:
+                replaced[c.name] = b - z
+    index = np.repeat(np.arange(k, dtype=np.int32), n)
+    names = pa.DictionaryArray.from_arrays(index, pa.array([c.name for c in block], pa.string()))
+    stats = [c.statistic for c in block]
+    statistic = pa.DictionaryArray.from_arrays(index, pa.array(stats, pa.string())).cast(
+        pa.string()
+    )
+    table = pa.Table.from_arrays(
+        [
+            _repeat(station, n * k),
+            pa.array(np.tile(stamps, k), READINGS_SCHEMA.field("timestamp").type),
+            names.cast(pa.string()),
+            statistic,
+            pa.array(values, pa.float64(), mask=bad),
+            pa.array(np.full(n * k, file_id, dtype=np.int64)),
+        ],
+        schema=READINGS_SCHEMA,
+    )
+    sparse = np.array([c.sparse for c in block], dtype=np.bool_)
+    if sparse.any():
+        keep = ~(bad & np.repeat(sparse, n))
+        table = table.filter(pa.array(keep))
+    return table

@@ -360,7 +360,7 @@ def _parse_and_write(
             "readings": n,
             "first_ts": iso(first) if isinstance(first, datetime) else None,
             "last_ts": iso(last) if isinstance(last, datetime) else None,
-            "channels": [asdict(c) for c in result.channels],
+            "channels": [c.as_dict() for c in result.channels],
             "skipped_channels": list(result.meta.skipped_channels),
             "meta": meta,
             "warnings": warnings,
