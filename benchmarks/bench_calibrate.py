@@ -243,7 +243,10 @@ with Ledger(cfg.data_dir) as ledger:
 secs = time.perf_counter() - t0
 assert s.built, s
 out = cfg.data_dir / s.output
-digest = hashlib.sha256(out.read_bytes()).hexdigest()[:16]
+h = hashlib.sha256()
+for month in sorted(out.glob("*.parquet")):
+    h.update(month.read_bytes())
+digest = h.hexdigest()[:16]
 print(secs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, digest)
 """
 
@@ -327,7 +330,7 @@ def main() -> None:
         times["reference"].append(run(REFERENCE, str(ref_out), str(readings), str(spec)))
         times["stationkit"].append(run(STATIONKIT, str(OUT / "stations.toml")))
         print(times["reference"][-1][:2], times["stationkit"][-1], file=sys.stderr)
-    clean = OUT / "data" / "lake" / "clean" / "station=BENCH" / "clean.parquet"
+    clean = OUT / "data" / "lake" / "clean" / "station=BENCH" / "*.parquet"
     check = subprocess.run(
         [sys.executable, "-c", CHECK, str(ref_out), str(clean)],
         check=True, capture_output=True, text=True,
@@ -345,7 +348,9 @@ def main() -> None:
         "stationkit_peak_mb": round(max(r for _, r, _ in times["stationkit"]) / 1e6),
         "stationkit_with_qc_s": round(med["qc"], 2),
         "stationkit_with_qc_peak_mb": round(max(r for _, r, _ in times["qc"]) / 1e6),
-        "clean_parquet_mb": round(clean.stat().st_size / 1e6, 1),
+        "clean_parquet_mb": round(
+            sum(p.stat().st_size for p in clean.parent.glob("*.parquet")) / 1e6, 1
+        ),
         "reference_parquet_mb": round(ref_out.stat().st_size / 1e6, 1),
         "same_rows_values_flags": same[str(ref_out)] == same[str(clean)],
         "stationkit_runs_byte_identical": len({d for _, _, d in times["stationkit"]}) == 1,

@@ -1,9 +1,9 @@
 """Export benchmark: 25 M clean readings -> one Windographer text file.
 
 Generates a lake/clean station once, laid out as the calibrate stage writes
-it (48 columns of 10-min data, ~9.9 years; one Parquet file, rows in daily
-source-file order, each by channel then time, row groups of 2**20 rows; 1 %
-missing, 2 % of time steps' wind values flagged "icing"), then runs,
+it (48 columns of 10-min data, ~9.9 years; one Parquet file per UTC month,
+rows by time then point and statistic, footer summaries; 1 % missing, 2 %
+of time steps' wind values flagged "icing"), then runs,
 each in a fresh process (time and peak RSS):
 
 * ``stationkit``: :func:`stationkit.pipeline.export.export_station`
@@ -67,9 +67,13 @@ SCHEMA = pa.schema(
 
 
 def generate(data_dir: Path, readings: int) -> None:
-    """lake/clean/station=B001/clean.parquet as the calibrate stage writes it:
-    one file, rows in the order of the (daily) source files, each by channel
-    then time, fixed row groups of 2**20 rows, zstd."""
+    """lake/clean/station=B001/YYYY-MM.parquet as the calibrate stage writes it:
+    one file per UTC month, rows by time then (point, statistic), row groups
+    of 2**18 rows, zstd, a summary in each footer
+    (:class:`stationkit.calibrate.writer.PartitionWriter`)."""
+    from stationkit.calibrate.partition import Month
+    from stationkit.calibrate.writer import WRITE_SCHEMA, PartitionWriter
+
     folder = data_dir / "lake" / "clean" / "station=B001"
     marker = folder / "_done.json"
     if marker.exists() and json.loads(marker.read_text()).get("asked") == readings:
@@ -77,38 +81,28 @@ def generate(data_dir: Path, readings: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.parquet"):
         old.unlink()
-    steps = readings // len(COLUMNS)
+    ordered = sorted(COLUMNS, key=lambda c: (c[0], c[3]))  # the engine's (point, statistic) order
+    steps = readings // len(ordered)
     rng = np.random.default_rng(42)
-    n_cols = len(COLUMNS)
-    per_day = 144
-    names = np.array([c[0] for c in COLUMNS], dtype=object)
-    stats = np.array([c[3] for c in COLUMNS], dtype=object)
-    types = np.array([c[1] for c in COLUMNS], dtype=object)
-    heights = np.array([np.nan if c[2] is None else c[2] for c in COLUMNS])
-    icing_cols = np.array([t == "wind_speed" for _, t, _, _ in COLUMNS])
+    n_cols = len(ordered)
+    names = np.array([c[0] for c in ordered], dtype=object)
+    stats = np.array([c[3] for c in ordered], dtype=object)
+    types = np.array([c[1] for c in ordered], dtype=object)
+    heights = np.array([np.nan if c[2] is None else c[2] for c in ordered])
+    icing_cols = np.array([t == "wind_speed" for _, t, _, _ in ordered])
     base = np.int64(T0.timestamp() * 1_000_000)
-    writer = pq.ParquetWriter(folder / "clean.parquet", SCHEMA, compression="zstd")
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    rows_per_group = 1 << 20
-    days_per_batch = 30
-    for d0 in range(0, -(-steps // per_day), days_per_batch):
-        i0 = d0 * per_day
-        i1 = min(steps, (d0 + days_per_batch) * per_day)
+    step_us = 600_000_000
+    i0 = 0
+    while i0 < steps:
+        month = Month.of(T0 + i0 * STEP)
+        i1 = min(steps, i0 + int((month.end - (T0 + i0 * STEP)) / STEP))
         n = i1 - i0
-        step_idx = np.arange(i0, i1, dtype=np.int64)
-        day = step_idx // per_day
-        # order: day (source file), then channel, then time
-        order_day = np.repeat(day, n_cols)
-        order_col = np.tile(np.arange(n_cols), n)
-        order_step = np.repeat(step_idx, n_cols)
-        perm = np.lexsort((order_step, order_col, order_day))
-        ts = base + order_step[perm] * 600_000_000
-        col_idx = order_col[perm]
+        ts = np.repeat(base + np.arange(i0, i1, dtype=np.int64) * step_us, n_cols)
+        col_idx = np.tile(np.arange(n_cols), n)
         values = np.round(rng.gamma(2.0, 3.5, size=n * n_cols), 3) * 1.0137  # calibrated
         values[rng.random(n * n_cols) < 0.01] = np.nan  # 1 % missing
         icing_steps = rng.random(n) < 0.02  # ~2 % of time steps iced
-        flag_mask = (np.repeat(icing_steps, n_cols) & np.tile(icing_cols, n))[perm]
+        flag_mask = np.repeat(icing_steps, n_cols) & np.tile(icing_cols, n)
         flags = pa.array([["icing"] if f else [] for f in flag_mask], type=pa.list_(pa.string()))
         value_arr = pa.array(values, mask=np.isnan(values))
         table = pa.Table.from_arrays(
@@ -126,21 +120,31 @@ def generate(data_dir: Path, readings: int) -> None:
             ],
             schema=SCHEMA,
         )
-        pending.append(table)
-        pending_rows += table.num_rows
-        while pending_rows >= rows_per_group:
-            merged = pa.concat_tables(pending)
-            writer.write_table(merged.slice(0, rows_per_group), row_group_size=rows_per_group)
-            rest = merged.slice(rows_per_group)
-            pending, pending_rows = [rest], rest.num_rows
-    if pending_rows:
-        writer.write_table(pa.concat_tables(pending), row_group_size=rows_per_group)
-    writer.close()
+        writer = PartitionWriter(folder / month.file_name)
+        writer.write(table.cast(WRITE_SCHEMA))
+        first, last = ts.min(), ts.max()
+        iced = flag_mask.reshape(n, n_cols).any(axis=0)
+        writer.close(
+            {
+                "rows": n * n_cols,
+                "flagged": int(flag_mask.sum()),
+                "flags": ["icing"] if flag_mask.any() else [],
+                "columns": [
+                    [c[0], c[3], c[1], c[2], n, _iso(first), _iso(last), ["icing"] if hit else []]
+                    for c, hit in zip(ordered, iced.tolist(), strict=True)
+                ],
+            }
+        )
+        i0 = i1
     marker.write_text(json.dumps({"asked": readings, "readings": steps * n_cols}))
     (data_dir.parent / "stations.toml").write_text(
         f'data_dir = "{data_dir.name}"\n\n[stations.B001]\nlatitude = 53.21\nlongitude = -7.12\n'
         "elevation_m = 120\nutc_offset_hours = 1\naveraging_period_minutes = 10\n"
     )
+
+
+def _iso(us: int) -> str:
+    return f"{datetime(1970, 1, 1) + timedelta(microseconds=int(us)):%Y-%m-%dT%H:%M:%S.%f}Z"
 
 
 def run_stationkit(root: Path) -> dict[str, object]:

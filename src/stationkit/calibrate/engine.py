@@ -298,12 +298,35 @@ def _plan(
     )
 
 
-def _intervals_table(
-    intervals: Sequence[FlagInterval], plan: _Plan, shift: timedelta
-) -> tuple[pa.Table, list[tuple[str, ...]]]:
-    """The intervals by point id and statistic key (-1: every statistic), with a
-    flag-set id (1-based) each, and the flag sets."""
+def flags_reaching(
+    intervals: Sequence[FlagInterval], month: Month, files: Sequence[ReadingsFile]
+) -> list[FlagInterval]:
+    """The flag intervals (logger time) that may hit rows of ``month`` (UTC
+    period starts) whose readings come from ``files``."""
+    offsets = [timedelta(hours=f.utc_offset_hours) for f in files] or [timedelta(0)]
+    lo = (month.start + min(offsets)).replace(tzinfo=None)
+    hi = (month.end + max(offsets)).replace(tzinfo=None)
+    return [
+        i for i in intervals if (i.start is None or i.start < hi) and (i.end is None or i.end > lo)
+    ]
+
+
+def flag_sets(intervals: Sequence[FlagInterval]) -> dict[tuple[str, ...], int]:
+    """Each distinct set of flag names and its id (1-based, in interval order)."""
     sets: dict[tuple[str, ...], int] = {}
+    for i in intervals:
+        sets.setdefault(i.flags, len(sets) + 1)
+    return sets
+
+
+def _intervals_table(
+    intervals: Sequence[FlagInterval],
+    plan: _Plan,
+    shift: timedelta,
+    sets: dict[tuple[str, ...], int],
+) -> pa.Table:
+    """The intervals by point id and statistic key (-1: every statistic), with
+    the id of their flag set in ``sets``."""
     rows: list[tuple[int, int, datetime, datetime, int]] = []
     for i in intervals:
         if i.point not in plan.ptid:
@@ -315,7 +338,7 @@ def _intervals_table(
             if found is None:
                 continue
             key = found
-        fid = sets.setdefault(i.flags, len(sets) + 1)
+        fid = sets[i.flags]
         rows.append(
             (
                 plan.ptid[i.point],
@@ -335,7 +358,7 @@ def _intervals_table(
             "fid": pa.array([r[4] for r in rows], pa.int64()),
         }
     )
-    return table, list(sets)
+    return table
 
 
 def _load(con: Any, name: str, table: pa.Table) -> None:
@@ -635,18 +658,29 @@ def calibrate_readings(
     try:
         plan = _plan(segments, with_rows, shift, qc)
         _load(con, "seg", plan.table)
-        flag_sets: list[tuple[str, ...]] = []
-        if intervals:
-            table, flag_sets = _intervals_table(intervals, plan, shift)
-            _load(con, "flag_iv", table)
-        convert = _Converter(station, plan, FlagNames(flag_sets))
+        sets = flag_sets(intervals)
+        convert = _Converter(station, plan, FlagNames(list(sets)))
         dedupe_ids: set[int] = set()
+        ((workers,),) = con.execute("SELECT current_setting('threads')").fetchall()
 
         def items() -> Iterator[_Rows | Batch]:
             for batch in batches:
+                # a streamed month sees only the flags reaching it: its row order
+                # is then a function of its own inputs
+                reaching = (
+                    intervals
+                    if batch.ordered
+                    else flags_reaching(intervals, batch.months[0], batch.files)  # type: ignore[arg-type]
+                )
+                with_flags = bool(reaching)
+                if with_flags:
+                    _load(con, "flag_iv", _intervals_table(reaching, plan, shift, sets))
+                # without ORDER BY the order is only reproducible on one thread
+                # (hash joins probed by several threads interleave their output)
+                con.execute(f"SET threads = {workers if batch.ordered else 1}")
                 yield from _run_batch(
                     con, batch, plan, qc, temperature_point, margin, shifted,
-                    bool(flag_sets), convert, segments, dedupe_ids, result,
+                    with_flags, convert, segments, dedupe_ids, result,
                 )  # fmt: skip
                 yield batch
 
@@ -758,6 +792,7 @@ def _run_batch(
         shifted=shifted,
         with_flags=with_flags,
         with_hits=hits > 0,
+        ordered=batch.ordered,
     )
     for record_batch in con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
         if record_batch.num_rows:

@@ -18,10 +18,13 @@ depend on:
 A month is built from exactly those inputs, whatever else the station holds,
 so an incremental build equals a full build bit for bit.
 
-Months to rebuild are grouped in *batches* of consecutive months read by one
-query (a years-long file is then read once, not once per month); a batch
-holds about :data:`BATCH_READINGS` input readings unless one file alone
-spans more.
+A month of short files (a day, a week each: a logger's usual delivery) is
+built by its own query on one thread, its rows streamed in the order of its
+files -- an order that depends on the month's inputs alone. Months that a
+long file reaches are grouped in *batches* of consecutive months read by one
+query (a years-long file is then read once, not once per month) and sorted
+by time; a batch holds about :data:`BATCH_READINGS` input readings unless
+one file alone spans more.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import Protocol
 
 #: input readings per batch of months read by one query
 BATCH_READINGS = 3_000_000
+#: files spanning more than this are read once for many months, sorted by time
+LONG_FILE = timedelta(days=31)
 #: a partition's file name: ``YYYY-MM.parquet``
 PARTITION_NAME = re.compile(r"^(?P<month>\d{4}-\d{2})\.parquet$")
 
@@ -133,10 +138,16 @@ def inputs_by_month(
 
 @dataclass(frozen=True)
 class Batch:
-    """Consecutive months built by one query, and the files it reads."""
+    """Consecutive months built by one query, and the files it reads.
+
+    ``ordered``: the query sorts its rows by time (batches holding a file
+    that spans months); otherwise it is one month of short files, streamed
+    in the files' order on one thread.
+    """
 
     months: tuple[Month, ...]
     files: tuple[Spanned, ...]
+    ordered: bool = True
 
     @property
     def start(self) -> datetime:
@@ -150,12 +161,24 @@ class Batch:
 def plan_batches(
     inputs: Mapping[Month, Sequence[Spanned]], limit: int = BATCH_READINGS
 ) -> list[Batch]:
-    """Group the months of ``inputs`` into batches of about ``limit`` readings.
+    """The queries that build the months of ``inputs``, in time order.
 
-    A month joins the batch before it when the two are consecutive and the
-    batch's files then hold at most ``limit`` readings -- or when they share
-    a file that spans more than a month, which must not be read twice.
+    A month whose files are all short (a day, a week) is a batch of its own,
+    streamed. Months reached by a file that spans more than a month are
+    grouped: a month joins the batch before it when the two are consecutive
+    and the batch's files then hold at most ``limit`` readings -- or when
+    they share such a long file, which must not be read twice.
     """
+    single = [
+        Batch((m,), tuple(sorted(fs, key=lambda f: (f.first_ts, f.file_id))), ordered=False)
+        for m, fs in inputs.items()
+        if fs and not any(is_long(f) for f in fs)
+    ]
+    grouped = _group({m: fs for m, fs in inputs.items() if any(is_long(f) for f in fs)}, limit)
+    return sorted([*single, *grouped], key=lambda b: b.start)
+
+
+def _group(inputs: Mapping[Month, Sequence[Spanned]], limit: int) -> list[Batch]:
     batches: list[tuple[list[Month], dict[int, Spanned]]] = []
     for m in sorted(inputs):
         files = {f.file_id: f for f in inputs[m]}
@@ -164,7 +187,7 @@ def plan_batches(
             if months[-1].end == m.start:
                 merged = {**current, **files}
                 size = sum(max(f.readings, 1) for f in merged.values())
-                shared_long = any(fid in current and _long(f) for fid, f in files.items())
+                shared_long = any(fid in current and is_long(f) for fid, f in files.items())
                 if size <= limit or shared_long:
                     months.append(m)
                     current.update(files)
@@ -179,6 +202,7 @@ def plan_batches(
     ]
 
 
-def _long(f: Spanned) -> bool:
+def is_long(f: Spanned) -> bool:
+    """A file spanning more than a month (a years-long logger export)."""
     assert f.first_ts is not None and f.last_ts is not None
-    return f.last_ts - f.first_ts > timedelta(days=31)
+    return f.last_ts - f.first_ts > LONG_FILE

@@ -100,15 +100,17 @@ def clean_sql(
     shifted: bool,
     with_flags: bool,
     with_hits: bool,
+    ordered: bool,
 ) -> str:
     """The batch query: one row per clean value in [$out_lo, $out_hi).
 
     Columns: ``timestamp``, ``sid`` (segment id: point, measurement type,
     height and statistic follow from it), ``value``, ``raw_value``, ``fkey``
-    (manual flag set id * 16 + QC bits) and ``file_id``. Sorted by time,
-    then (point, statistic) -- a total order (file and row number break the
-    ties a file without duplicates never has), so the output is the same
-    whatever the threads, batches or files around it.
+    (manual flag set id * 16 + QC bits) and ``file_id``. ``ordered``: sorted
+    by time, then (point, statistic) -- a total order (file and row number
+    break the ties a file without duplicates never has), the same whatever
+    the threads or the months around; else in the order one DuckDB thread
+    streams the inputs, a function of the inputs alone.
     """
     joins = ""
     fkey = (
@@ -128,4 +130,4 @@ LEFT JOIN qc_hits h ON h.point = u.ptid AND h.timestamp = u.timestamp"""
 SELECT u.timestamp, u.sid, u.value, u.raw_value, ({fkey})::BIGINT AS fkey, u.file_id
 FROM ({union_sql(plain, dedupe, shifted=shifted)}) u{joins}
 WHERE u.timestamp >= $out_lo AND u.timestamp < $out_hi
-ORDER BY u.timestamp, u.pkey, u.file_id, u.frn"""
+{"ORDER BY u.timestamp, u.pkey, u.file_id, u.frn" if ordered else ""}"""

@@ -141,7 +141,7 @@ class FlagNames:
 
 @dataclass
 class Summary:
-    """What one partition holds, gathered batch by batch (rows sorted by time)."""
+    """What one partition holds, gathered batch by batch."""
 
     rows: int = 0
     flagged: int = 0
@@ -151,6 +151,9 @@ class Summary:
     fkeys: dict[int, set[int]] = field(default_factory=dict)
 
     def add(self, sid: np.ndarray, stamps_us: np.ndarray, fkeys: np.ndarray) -> None:
+        """Count a batch of rows (in any order): segment ids, period starts [us], flag keys."""
+        if len(sid) == 0:
+            return
         self.rows += len(sid)
         hit = fkeys != 0
         flagged = int(np.count_nonzero(hit))
@@ -159,18 +162,21 @@ class Summary:
             pairs = np.unique(np.stack([sid[hit], fkeys[hit]]), axis=1)
             for s, k in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
                 self.fkeys.setdefault(s, set()).add(k)
-        ids, first_at, counts = np.unique(sid, return_index=True, return_counts=True)
-        last_at = len(sid) - 1 - np.unique(sid[::-1], return_index=True)[1]
-        for i, f, last, n in zip(
-            ids.tolist(), first_at.tolist(), last_at.tolist(), counts.tolist(), strict=True
-        ):
+        size = int(sid.max()) + 1
+        counts = np.bincount(sid, minlength=size)
+        lo = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(size, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, sid, stamps_us)
+        np.maximum.at(hi, sid, stamps_us)
+        for i in np.flatnonzero(counts).tolist():
+            n, a, b = int(counts[i]), int(lo[i]), int(hi[i])
             entry = self.by_segment.get(i)
             if entry is None:
-                self.by_segment[i] = [n, int(stamps_us[f]), int(stamps_us[last])]
+                self.by_segment[i] = [n, a, b]
             else:
                 entry[0] += n
-                entry[1] = min(entry[1], int(stamps_us[f]))
-                entry[2] = max(entry[2], int(stamps_us[last]))
+                entry[1] = min(entry[1], a)
+                entry[2] = max(entry[2], b)
 
     def document(self, segments: SegmentColumns, flags: FlagNames) -> dict[str, Any]:
         merged: dict[tuple[str, str | None, str | None, float | None], list[Any]] = {}

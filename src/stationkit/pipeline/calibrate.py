@@ -45,10 +45,10 @@ from stationkit.calibrate.engine import (
     MEMORY_LIMIT,
     ReadingsFile,
     calibrate_readings,
+    flags_reaching,
 )
 from stationkit.calibrate.flags import (
     FlagConfig,
-    FlagInterval,
     is_flag_log,
     load_flags,
     merge_flags,
@@ -63,7 +63,6 @@ from stationkit.calibrate.metadata import (
     resolve_segments,
 )
 from stationkit.calibrate.partition import (
-    Month,
     inputs_by_month,
     month_of_name,
     months_with_data,
@@ -432,6 +431,12 @@ def _build(
             "segments": [asdict(s) for s in segments],
             "qc": asdict(qc),
             "temperature": temperature,
+            # what numbers the engine's points and statistics, and whether it
+            # shifts each reading by its file's offset: shared by every month
+            "statistics": sorted(
+                {(name, stat or "") for f in inputs.files for name, stat in f.channels}
+            ),
+            "offsets": sorted({f.utc_offset_hours for f in inputs.files if f.first_ts}),
         }
     )
     months = months_with_data(inputs.files)
@@ -441,7 +446,10 @@ def _build(
             {
                 "setup": setup,
                 "files": [inputs.identities[f.file_id] for f in by_month[m]],
-                "flags": _flags_reaching(intervals, m, by_month[m]),  # type: ignore[arg-type]
+                "flags": [
+                    [i.point, i.statistic, i.start, i.end, list(i.flags)]
+                    for i in flags_reaching(intervals, m, by_month[m])  # type: ignore[arg-type]
+                ],
             }
         )
         for m in months
@@ -508,18 +516,3 @@ def _build(
 
 #: the one-file layout of stationkit before months (removed when a station is rebuilt)
 LEGACY_NAME = "clean.parquet"
-
-
-def _flags_reaching(
-    intervals: Sequence[FlagInterval], month: Month, files: Sequence[ReadingsFile]
-) -> list[Any]:
-    """The flag intervals (logger time) that may hit rows of ``month`` (UTC
-    period starts), whose readings came from ``files``."""
-    offsets = [timedelta(hours=f.utc_offset_hours) for f in files] or [timedelta(0)]
-    lo = (month.start + min(offsets)).replace(tzinfo=None)
-    hi = (month.end + max(offsets)).replace(tzinfo=None)
-    return [
-        [i.point, i.statistic, i.start, i.end, list(i.flags)]
-        for i in intervals
-        if (i.start is None or i.start < hi) and (i.end is None or i.end > lo)
-    ]
