@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 STEP = timedelta(minutes=10)
 T0 = datetime(2015, 1, 1, tzinfo=UTC)
