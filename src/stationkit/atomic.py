@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import IO
 
 TMP_PREFIX = ".stationkit-tmp-"
+#: data-file suffixes a temporary never ends in: readers of the lake glob
+#: ``**/*.parquet`` (polars and DuckDB do not skip hidden files) and must not
+#: open a file that is still being written
+_GLOBBED = (".parquet",)
+_TMP_SUFFIX = ".part"
 
 
 def temp_path(target: Path) -> Path:
     """A unique temporary name beside ``target`` (same filesystem)."""
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}")
+    name = f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"
+    if target.suffix in _GLOBBED:
+        name += _TMP_SUFFIX
+    return target.with_name(name)
 
 
 def fsync_dir(path: Path) -> None:

@@ -2,7 +2,10 @@
 
     lake/readings/station=<id>/part-<file_id>.parquet
 
-Columns are DESIGN's tidy schema. Rows are sorted by channel, then time
+Columns are DESIGN's tidy schema but ``station``: the folder name carries it
+(Hive partitioning), so that pandas, pyarrow.dataset, polars and DuckDB read
+``lake/readings`` from its root as one dataset with a ``station`` column
+(docs/lake.md). Rows are sorted by channel, then time
 (stable: rows with the same timestamp keep file order), written channel by
 channel so memory stays at one wide frame plus one channel slice. Encodings
 are chosen for size and for byte-identical output from identical input:
@@ -24,9 +27,9 @@ import pyarrow.parquet as pq
 from stationkit.atomic import atomic_output
 from stationkit.parsers.base import TIMESTAMP, ChannelInfo
 
+#: the columns of a file; readers of the folder add ``station`` from ``station=<id>``
 READINGS_SCHEMA = pa.schema(
     [
-        pa.field("station", pa.string(), nullable=False),
         pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("channel", pa.string(), nullable=False),
         pa.field("statistic", pa.string()),
@@ -35,6 +38,8 @@ READINGS_SCHEMA = pa.schema(
     ]
 )
 ROW_GROUP_ROWS = 1 << 20
+#: bump when the bytes of a readings file change for the same input: stations re-parse
+READINGS_LAYOUT = 2
 
 
 def readings_dir(data_dir: Path, station: str) -> Path:
@@ -51,7 +56,7 @@ def _writer(path: Path) -> pq.ParquetWriter:
         READINGS_SCHEMA,
         compression="zstd",
         compression_level=1,  # as small as level 3 here (dictionaries do the work), faster
-        use_dictionary=["station", "channel", "statistic", "value"],
+        use_dictionary=["channel", "statistic", "value"],
         column_encoding={"timestamp": "DELTA_BINARY_PACKED", "file_id": "DELTA_BINARY_PACKED"},
         write_statistics=True,
         data_page_version="2.0",
@@ -80,12 +85,13 @@ def write_readings(
     """Write the wide ``frame`` (UTC period-start timestamps) as tidy rows.
 
     Returns the number of readings written. The file appears atomically.
+    ``station`` is not stored in the file: ``path``'s folder (``station=<id>``,
+    :func:`readings_dir`) names it.
     """
     if not frame.get_column(TIMESTAMP).is_sorted():
         frame = frame.sort(TIMESTAMP, maintain_order=True)  # a copy: only when needed
     stamps = frame.get_column(TIMESTAMP).to_arrow()
     n = frame.height
-    station_col = _repeat(station, n)
     file_col = pa.array(np.full(n, file_id, dtype=np.int64))
     total = 0
     pending: list[pa.Table] = []
@@ -97,7 +103,6 @@ def write_readings(
                 values = frame.get_column(ch.name).to_arrow()
                 table = pa.Table.from_arrays(
                     [
-                        station_col,
                         stamps,
                         _repeat(ch.name, n),
                         _repeat(ch.statistic, n),
