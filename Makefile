@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/stationkit --config stations.toml run -v
 	$(BIN)/stationkit --config stations.toml status
 	@echo "Readings (tidy Parquet): data/lake/readings/station=DEMO01/"
-	@echo "Calibrated and flagged:  data/lake/clean/station=DEMO01/clean.parquet"
+	@echo "Calibrated and flagged:  data/lake/clean/station=DEMO01/ (one Parquet per month)"
 	@echo "Exports:                 data/exports/DEMO01/ (Windographer text, flagging log, CSV)"
 
 ## sshd: the SFTP tests need OpenSSH's server binary (Debian package openssh-server)

@@ -72,12 +72,22 @@ def _utf8_end(raw: bytes) -> bytes:
 def temp_tail(target: Path) -> str:
     """What follows ``<prefix><pid>-<token>-`` in a temporary name for ``target``:
     its name, shortened when the whole would not fit in the file system's limit."""
-    return fit_name(target.name, name_max(target.parent) - _TMP_ROOM)
+    return fit_name(target.name, name_max(target.parent) - _TMP_ROOM - len(_TMP_SUFFIX))
+
+
+#: data-file suffixes a temporary never ends in: readers of the lake glob
+#: ``**/*.parquet`` (polars and DuckDB do not skip hidden files) and must not
+#: open a file that is still being written
+_GLOBBED = (".parquet",)
+_TMP_SUFFIX = ".part"
 
 
 def temp_path(target: Path) -> Path:
     """A unique temporary name beside ``target`` (same filesystem)."""
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{temp_tail(target)}")
+    name = f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{temp_tail(target)}"
+    if target.suffix in _GLOBBED:
+        name += _TMP_SUFFIX
+    return target.with_name(name)
 
 
 def fsync_dir(path: Path) -> None:

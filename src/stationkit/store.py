@@ -2,11 +2,13 @@
 
     lake/readings/station=<id>/part-<file_id>.parquet
 
-Columns are DESIGN's tidy schema. Rows are sorted by channel, then time
-(stable: rows with the same timestamp keep file order), built a block of
-channels at a time (about ROW_GROUP_ROWS rows: all channels of a daily
-file at once, one channel of a years-long file) so memory stays at one wide
-frame plus one block. Encodings
+Columns are DESIGN's tidy schema but ``station``: the folder name carries it
+(Hive partitioning), so that pandas, pyarrow.dataset, polars and DuckDB read
+``lake/readings`` from its root as one dataset with a ``station`` column
+(docs/lake.md). Rows are sorted by channel, then time (stable: rows with the
+same timestamp keep file order), built a block of channels at a time (about
+ROW_GROUP_ROWS rows: all channels of a daily file at once, one channel of a
+years-long file) so memory stays at one wide frame plus one block. Encodings
 are chosen for size and for byte-identical output from identical input:
 timestamps and file ids delta-encoded, values dictionary-encoded (met values
 repeat), zstd, no wall-clock metadata.
@@ -30,9 +32,9 @@ import pyarrow.parquet as pq
 from stationkit.atomic import atomic_output
 from stationkit.parsers.base import TIMESTAMP, ChannelInfo
 
+#: the columns of a file; readers of the folder add ``station`` from ``station=<id>``
 READINGS_SCHEMA = pa.schema(
     [
-        pa.field("station", pa.string(), nullable=False),
         pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("channel", pa.string(), nullable=False),
         pa.field("statistic", pa.string()),
@@ -43,6 +45,8 @@ READINGS_SCHEMA = pa.schema(
 ROW_GROUP_ROWS = 1 << 20
 #: values at least this large in magnitude are no measurement: stored as null
 ABSURD_MAGNITUDE = 1e300
+#: bump when the bytes of a readings file change for the same input: stations re-parse
+READINGS_LAYOUT = 2
 
 
 def readings_dir(data_dir: Path, station: str) -> Path:
@@ -59,23 +63,12 @@ def _writer(path: Path) -> pq.ParquetWriter:
         READINGS_SCHEMA,
         compression="zstd",
         compression_level=1,  # as small as level 3 here (dictionaries do the work), faster
-        use_dictionary=["station", "channel", "statistic", "value"],
+        use_dictionary=["channel", "statistic", "value"],
         column_encoding={"timestamp": "DELTA_BINARY_PACKED", "file_id": "DELTA_BINARY_PACKED"},
         write_statistics=True,
         data_page_version="2.0",
         write_page_index=False,
     )
-
-
-def _repeat(value: str | None, n: int) -> pa.Array:
-    """A string column holding one value n times, built straight from buffers."""
-    if value is None:
-        return pa.nulls(n, pa.string())
-    data = value.encode()
-    if len(data) * n >= 2**31:
-        return pa.array([value] * n, pa.large_string()).cast(pa.string())
-    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(data))
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data * n))
 
 
 def _not_finite_warning(replaced: dict[str, int]) -> str:
@@ -103,7 +96,9 @@ def write_readings(
 
     Returns the number of readings written. The file appears atomically.
     Values that are not finite numbers (see ABSURD_MAGNITUDE) become null;
-    one warning naming the channels is appended to ``warnings``.
+    one warning naming the channels is appended to ``warnings``. ``station``
+    is not stored in the file: ``path``'s folder (``station=<id>``,
+    :func:`readings_dir`) names it.
     """
     if not frame.get_column(TIMESTAMP).is_sorted():
         frame = frame.sort(TIMESTAMP, maintain_order=True)  # a copy: only when needed
@@ -118,7 +113,7 @@ def write_readings(
         writer = _writer(tmp)
         try:
             for block in _blocks(ordered, n):
-                table = _block_table(station, file_id, frame, block, stamps, replaced)
+                table = _block_table(file_id, frame, block, stamps, replaced)
                 pending.append(table)
                 pending_rows += table.num_rows
                 total += table.num_rows
@@ -142,7 +137,6 @@ def _blocks(channels: Sequence[ChannelInfo], rows: int) -> list[list[ChannelInfo
 
 
 def _block_table(
-    station: str,
     file_id: int,
     frame: pl.DataFrame,
     block: Sequence[ChannelInfo],
@@ -173,7 +167,6 @@ def _block_table(
     )
     table = pa.Table.from_arrays(
         [
-            _repeat(station, n * k),
             pa.array(np.tile(stamps, k), READINGS_SCHEMA.field("timestamp").type),
             names.cast(pa.string()),
             statistic,

@@ -129,11 +129,10 @@ def test_iea_station_calibrates_and_a_rerun_does_nothing(
         wd = df.filter(pl.col("point") == "WD78")
         assert wd["value"].to_list() == wd["raw_value"].to_list()  # no calibration
         row = df.filter(pl.col("point") == "WS80").row(0, named=True)
-        assert (row["measurement_type"], row["height_m"], row["station"]) == (
-            "wind_speed",
-            80.0,
-            "M1",
-        )
+        assert (row["measurement_type"], row["height_m"]) == ("wind_speed", 80.0)
+        # the folder (station=M1) names the station; read from the lake's root it is a column
+        lake = pl.scan_parquet(config.data_dir / "lake" / "clean").collect()
+        assert "station" not in df.columns and lake["station"].unique().to_list() == ["M1"]
         extra = df.filter(pl.col("point") == "Extra")
         assert extra.height == 4 and extra["measurement_type"].null_count() == 4
         assert ledger.build_fingerprint("M1", STAGE) is not None

@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CLEAN_SCHEMA", "CalibrateError", "EngineResult", "ReadingsFile", "calibrate_readings"]
 
 #: bump when the query or the output layout changes: stations are rebuilt
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 #: rows per Arrow batch from DuckDB
 BATCH_ROWS = 1 << 15
 #: avg rows per QC window query (the windows sort them by point and time)
@@ -492,11 +492,10 @@ class _Converter:
         self.station = station
         self.plan = plan
         self.flags = flags
-        self.station_dict = pa.array([station], pa.string())
         self.points: set[int] = set()
 
     def __call__(self, batch: pa.RecordBatch) -> pa.Table:
-        plan, n = self.plan, batch.num_rows
+        plan = self.plan
         sid = batch.column("sid")
         if sid.null_count:
             raise CalibrateError(
@@ -507,9 +506,6 @@ class _Converter:
         self.points.update(pc.unique(point_idx).to_pylist())
         return pa.Table.from_arrays(
             [
-                pa.DictionaryArray.from_arrays(
-                    pa.array(np.zeros(n, dtype=np.int32)), self.station_dict
-                ),
                 batch.column("timestamp"),
                 pa.DictionaryArray.from_arrays(point_idx, plan.point.dictionary),
                 pa.DictionaryArray.from_arrays(

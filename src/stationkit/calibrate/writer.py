@@ -1,6 +1,9 @@
 """lake/clean files: one Parquet file per station and month, and what each holds.
 
-Columns are DESIGN's clean schema (:data:`CLEAN_SCHEMA`). Rows are sorted by
+Columns are DESIGN's clean schema (:data:`CLEAN_SCHEMA`) but ``station``,
+which the folder name carries (``station=<id>``, Hive partitioning): pandas,
+pyarrow.dataset, polars and DuckDB then read ``lake/clean`` from its root as
+one dataset with a ``station`` column (docs/lake.md). Rows are sorted by
 time, then point and statistic; row groups hold exactly
 :data:`ROW_GROUP_ROWS` rows (the last one fewer), zstd, data page V2,
 dictionary-encoded text and values, no wall-clock metadata: the same rows
@@ -44,9 +47,9 @@ ROW_GROUP_ROWS = 1 << 18
 #: the footer key of a partition's summary
 SUMMARY_KEY = b"stationkit.summary"
 
+#: the columns of a file; readers of the folder add ``station`` from ``station=<id>``
 CLEAN_SCHEMA = pa.schema(
     [
-        pa.field("station", pa.string(), nullable=False),
         pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("point", pa.string(), nullable=False),
         pa.field("measurement_type", pa.string()),
@@ -81,7 +84,7 @@ def _parquet_writer(path: Path) -> pq.ParquetWriter:
         compression="zstd",
         compression_level=1,  # level 3 buys nothing here and costs encode time
         use_dictionary=[
-            "station", "point", "measurement_type", "height_m", "statistic", "value",
+            "point", "measurement_type", "height_m", "statistic", "value",
             "raw_value", "flags.list.element",
         ],
         column_encoding={"timestamp": "DELTA_BINARY_PACKED", "file_id": "DELTA_BINARY_PACKED"},

@@ -49,7 +49,7 @@ from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
 from stationkit.pipeline.unpack import stale_member_ids
 from stationkit.plausible import Window
-from stationkit.store import readings_path, write_readings
+from stationkit.store import READINGS_LAYOUT, readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
 log = logging.getLogger(__name__)
@@ -272,6 +272,7 @@ def settings_fingerprint(clock: StationClock) -> str:
         "valid_to": station.valid_to,
         "parsers": station.parser_options,
         "reader": repr(station.reader),
+        "layout": READINGS_LAYOUT,  # a new file layout: every file is written again
     }
     changes = clock.changes()
     if changes:  # only then: other stations keep the fingerprint they had
