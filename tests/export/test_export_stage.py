@@ -204,7 +204,7 @@ def test_no_clean_data_unknown_point_and_bad_options(tmp_path: Path) -> None:
         ('layout = "tall"', """stations.M001.export.layout: expected one of 'wide', 'long', got "tall\""""),
         ('exclude_flags = "icing"', 'stations.M001.export.exclude_flags: expected a list of flag names (["*"] for every flag, [] for none), got "icing"'),
         ("flag_log = 1", "stations.M001.export.flag_log: expected true or false, got 1"),
-        ("zip = true", "stations.M001.export.zip: unknown key; valid keys: format, layout, exclude_flags, missing_marker, flag_log, zip_by_type, utc"),
+        ("zip = true", "stations.M001.export.zip: unknown key; valid keys: format, layout, exclude_flags, missing_marker, flag_log, zip_by_type, utc, round"),
     ],
 )  # fmt: skip
 def test_settings_errors_cite_the_key_path(tmp_path: Path, table_text: str, message: str) -> None:

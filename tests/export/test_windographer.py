@@ -51,7 +51,7 @@ def test_tiny_station_file_byte_for_byte(tmp_path: Path) -> None:
     summary, data = run_export(tmp_path, '[stations.M001.export]\nexclude_flags = ["icing"]')
     assert summary.files == ["exports/M001/M001.txt"]
     expected = (
-        f"Created 2024-01-01 01:20 by stationkit {__version__}\r\n"
+        f"Created 2024-01-01 01:20 by stationkit {__version__} (Windographer 4 text format)\r\n"
         "\r\n"
         "Latitude = N 53.210000\r\n"
         "Longitude = W 7.120000\r\n"

@@ -229,3 +229,38 @@ def test_a_hand_edited_export_is_rendered_again_whole(tmp_path: Path) -> None:
         names = zf.namelist()
         member = zf.read(names[0]).decode()
     assert member.startswith("Created ") and "\r\n2024-03-05 23:50:00\t" in member
+
+
+def test_exports_round_to_the_decimals_the_logger_wrote(tmp_path: Path) -> None:
+    root = tmp_path / "rounded"
+    config = make(root)
+    (root / "incoming" / "d05.dat").write_text(day_file(5))
+    run(config)
+    exact = (root / "data" / "exports" / "M1" / "M1.txt").read_bytes().decode()
+    # the Windographer file names its format on the first line (brightwind's loader
+    # warns about files that do not say "Windographer")
+    assert exact.startswith("Created ") and "Windographer" in exact.splitlines()[0]
+    # calibrated wind speeds carry float noise beyond the logger's 3 decimals
+    assert any(len(v.split(".")[-1]) > 3 for v in exact.splitlines()[13].split("\t")[1:3])
+    from stationkit.ledger import Ledger
+    from stationkit.pipeline.export import export_station
+
+    with Ledger(config.data_dir) as ledger:
+        st = config.stations["M1"]
+        logger = export_station(config, st, ledger, fmt="csv", round_to="logger", out=tmp_path)
+        one = export_station(
+            config, st, ledger, fmt="csv", layout="long", round_to=1, out=tmp_path / "one"
+        )
+    text = (tmp_path / "M1.csv").read_text().splitlines()
+    assert text[0] == "timestamp,WS 80m Mean,WS 80m SD,T 2m Mean"
+
+    def places(text: str) -> int:
+        return len(text.partition(".")[2])
+
+    for line in text[1:]:
+        ws, sd, t = line.split(",")[1:]
+        assert places(ws) <= 3 and places(sd) <= 2 and places(t) <= 2 and t != "-0"
+    assert logger.rows == one.rows // 3 == 144
+    longs = (tmp_path / "one" / "M1_long.csv").read_text().splitlines()[1:]
+    assert all(places(line.split(",")[6]) <= 1 for line in longs)
+    assert {places(line.split(",")[6]) for line in longs} == {0, 1}

@@ -89,7 +89,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CLEAN_SCHEMA", "CalibrateError", "EngineResult", "ReadingsFile", "calibrate_readings"]
 
 #: bump when the query or the output layout changes: stations are rebuilt
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 #: rows per Arrow batch from DuckDB
 BATCH_ROWS = 1 << 15
 #: avg rows per QC window query (the windows sort them by point and time)
@@ -482,6 +482,7 @@ class _Rows:
     sid: np.ndarray
     stamps_us: np.ndarray
     fkeys: np.ndarray
+    raw: np.ndarray
 
 
 class _Converter:
@@ -538,6 +539,7 @@ class _Converter:
                 sid=part.column("sid").to_numpy(),
                 stamps_us=stamps[a:b],
                 fkeys=part.column("fkey").to_numpy(),
+                raw=part.column("raw_value").to_numpy(zero_copy_only=False),
             )
 
 
@@ -826,7 +828,7 @@ def _write_months(
                 written.add(month)
             assert writer is not None
             writer.write(item.table)
-            writer.summary.add(item.sid, item.stamps_us, item.fkeys)
+            writer.summary.add(item.sid, item.stamps_us, item.fkeys, item.raw)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -18,8 +18,10 @@ without reading its rows::
                   "2024-01-31T23:50:00.000000Z", ["qc_spike"]], ...]}
 
 ``columns`` has one entry per (point, statistic, measurement type, height):
-the number of rows, the first and last period start [UTC] and the flags
-that hit any of its values.
+the number of rows, the first and last period start [UTC], the flags that
+hit any of its values, and the decimals the logger wrote its values with
+(the most any raw value needs, up to :data:`MAX_DECIMALS`; null without
+values): what exports may round calibrated values to.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from stationkit.errors import CalibrateError
 ROW_GROUP_ROWS = 1 << 18
 #: the footer key of a partition's summary
 SUMMARY_KEY = b"stationkit.summary"
+#: decimals counted in raw values (more: a computed value, not a logged one)
+MAX_DECIMALS = 10
 
 #: the columns of a file; readers of the folder add ``station`` from ``station=<id>``
 CLEAN_SCHEMA = pa.schema(
@@ -152,11 +156,23 @@ class Summary:
     by_segment: dict[int, list[int]] = field(default_factory=dict)
     #: segment id -> the flag keys of its flagged rows
     fkeys: dict[int, set[int]] = field(default_factory=dict)
+    #: segment id -> the most decimals a raw value needs
+    decimals: dict[int, int] = field(default_factory=dict)
 
-    def add(self, sid: np.ndarray, stamps_us: np.ndarray, fkeys: np.ndarray) -> None:
-        """Count a batch of rows (in any order): segment ids, period starts [us], flag keys."""
+    def add(
+        self, sid: np.ndarray, stamps_us: np.ndarray, fkeys: np.ndarray, raw: np.ndarray
+    ) -> None:
+        """Count a batch of rows (in any order): segment ids, period starts [us], flag
+        keys, raw values (NaN for null)."""
         if len(sid) == 0:
             return
+        places = decimals_of(raw)
+        known = places >= 0
+        if known.any():
+            top = np.full(int(sid.max()) + 1, -1, dtype=np.int64)
+            np.maximum.at(top, sid[known], places[known])
+            for i in np.flatnonzero(top >= 0).tolist():
+                self.decimals[i] = max(self.decimals.get(i, 0), int(top[i]))
         self.rows += len(sid)
         hit = fkeys != 0
         flagged = int(np.count_nonzero(hit))
@@ -186,19 +202,44 @@ class Summary:
         for sid, (n, lo, hi) in self.by_segment.items():
             key = segments.key(sid)
             names = {f for k in self.fkeys.get(sid, ()) for f in flags.names(k)}
+            places = self.decimals.get(sid, -1)
             entry = merged.get(key)
             if entry is None:
-                merged[key] = [n, lo, hi, names]
+                merged[key] = [n, lo, hi, names, places]
             else:
-                merged[key] = [entry[0] + n, min(entry[1], lo), max(entry[2], hi), entry[3] | names]
+                merged[key] = [
+                    entry[0] + n, min(entry[1], lo), max(entry[2], hi), entry[3] | names,
+                    max(entry[4], places),
+                ]  # fmt: skip
         every = sorted({f for e in merged.values() for f in e[3]})
         columns = [
-            [point, stat, mtype, height, n, _iso(lo), _iso(hi), sorted(hit)]
-            for (point, stat, mtype, height), (n, lo, hi, hit) in sorted(
+            [point, stat, mtype, height, n, _iso(lo), _iso(hi), sorted(hit), _places(places)]
+            for (point, stat, mtype, height), (n, lo, hi, hit, places) in sorted(
                 merged.items(), key=lambda kv: _sort_key(kv[0])
             )
         ]
         return {"rows": self.rows, "flagged": self.flagged, "flags": every, "columns": columns}
+
+
+def _places(places: int) -> int | None:
+    return None if places < 0 else places
+
+
+def decimals_of(values: np.ndarray) -> np.ndarray:
+    """Per value, the fewest decimals that write it exactly (as a logger printed
+    it: ``8.37`` -> 2, ``12`` -> 0); -1 for NaN, infinities and values needing
+    more than :data:`MAX_DECIMALS`."""
+    out = np.full(len(values), -1, dtype=np.int64)
+    left = np.isfinite(values)
+    for d in range(MAX_DECIMALS + 1):
+        if not left.any():
+            break
+        scaled = values[left] * 10.0**d
+        exact = np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
+        idx = np.flatnonzero(left)[exact]
+        out[idx] = d
+        left[idx] = False
+    return out
 
 
 def _sort_key(key: tuple[str, str | None, str | None, float | None]) -> tuple[Any, ...]:

@@ -74,6 +74,13 @@ def split_points(values: tuple[str, ...]) -> tuple[str, ...]:
     help="Time stamps in UTC, or in the logger's local time [default: local].",
 )
 @click.option(
+    "--round",
+    "round_to",
+    metavar="logger|exact|N",
+    help="Round values to the decimals the logger wrote, keep them exact, or round to N "
+    "decimals [default: the station's export.round, else exact].",
+)
+@click.option(
     "--missing-marker",
     metavar="TEXT",
     help="Windographer: text for a missing value [default: empty].",
@@ -101,6 +108,7 @@ def export(
     include_flagged: bool,
     out: Path | None,
     utc: bool | None,
+    round_to: str | None,
     missing_marker: str | None,
     flag_log: bool | None,
     zip_by_type: bool | None,
@@ -121,6 +129,7 @@ def export(
     Example:
         stationkit export M001 --start 2024-01-01 --end 2024-02-01
         stationkit export M001 --format csv --layout long --utc --include-flagged
+        stationkit export M001 --round logger
     """
     if include_flagged and exclude_flags:
         raise click.UsageError("--include-flagged and --exclude-flag cannot be used together")
@@ -148,7 +157,7 @@ def export(
                             points=split_points(points),
                             exclude_flags=exclude_flags or None,
                             include_flagged=include_flagged, out=out, utc=utc,
-                            missing_marker=missing_marker, flag_log=flag_log,
+                            round_to=round_to, missing_marker=missing_marker, flag_log=flag_log,
                             zip_by_type=zip_by_type, force=force,
                         )  # fmt: skip
                     except ConfigError:

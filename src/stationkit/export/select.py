@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -102,6 +103,9 @@ class Selection:
     open. ``points`` empty means every point. ``exclude_flags`` names the
     flags whose values become missing; :data:`ALL_FLAGS` means every flag,
     empty means none. ``utc_offset_hours`` is the export's zone (0 for UTC).
+    ``decimals``: ``"logger"`` rounds each column's values to the decimals its
+    logger wrote (:class:`Catalog` ``decimals``), an integer to that many
+    decimals, None keeps every value exact.
     """
 
     station: str
@@ -110,6 +114,9 @@ class Selection:
     points: tuple[str, ...] = ()
     exclude_flags: tuple[str, ...] = (ALL_FLAGS,)
     utc_offset_hours: float = 0.0
+    #: round values: to the decimals the logger wrote (``"logger"``), to N
+    #: decimals, or not at all (None)
+    decimals: str | int | None = None
 
     @property
     def offset(self) -> timedelta:
@@ -146,6 +153,17 @@ class Catalog:
     last: datetime | None
     rows: int
     step: timedelta
+    #: per column, the decimals its logger wrote (from the month summaries);
+    #: None where unknown (clean data not written by ``stationkit calibrate``)
+    decimals: tuple[int | None, ...] = ()
+
+    def rounding(self, sel: Selection) -> tuple[int | None, ...]:
+        """Per column, the decimals ``sel`` rounds to (None: exact)."""
+        if sel.decimals is None:
+            return (None,) * len(self.columns)
+        if isinstance(sel.decimals, int):
+            return (sel.decimals,) * len(self.columns)
+        return self.decimals or (None,) * len(self.columns)
 
     def frame(self) -> pl.DataFrame:
         """(point, statistic, col): how readings map onto column indexes."""
@@ -208,21 +226,38 @@ _KIND_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _summarised(path: Path, sel: Selection) -> tuple[pl.DataFrame, set[str]] | None:
+def _summary(path: Path) -> dict[str, Any] | None:
+    """The summary in a month file's footer, or None."""
+    if month_of_name(path.name) is None:
+        return None
+    text = (pq.read_metadata(path).metadata or {}).get(SUMMARY_KEY)
+    if text is None:
+        return None
+    found: dict[str, Any] = json.loads(text)
+    return found
+
+
+def _decimals(doc: dict[str, Any], sel: Selection) -> dict[tuple[str, str | None], int]:
+    """(point, statistic) -> the decimals the logger wrote, from a summary."""
+    return {
+        (c[0], c[1]): c[8]
+        for c in doc["columns"]
+        if len(c) > 8 and c[8] is not None and (not sel.points or c[0] in sel.points)
+    }
+
+
+def _summarised(
+    path: Path, sel: Selection, doc: dict[str, Any] | None
+) -> tuple[pl.DataFrame, set[str]] | None:
     """What a month file's footer says it holds, when the selection takes
     the whole month; else None (the rows must be read)."""
     month = month_of_name(path.name)
-    if month is None:
+    if month is None or doc is None:
         return None
     if (sel.start is not None and sel.start > month.start) or (
         sel.end is not None and sel.end < month.end
     ):
         return None
-    md = pq.read_metadata(path).metadata or {}
-    text = md.get(SUMMARY_KEY)
-    if text is None:
-        return None
-    doc = json.loads(text)
     rows = [c for c in doc["columns"] if not sel.points or c[0] in sel.points]
     frame = pl.DataFrame(
         {
@@ -258,8 +293,13 @@ def read_catalog(
     kinds: list[pl.DataFrame] = []
     flag_names: set[str] = set()
     scanned: list[Path] = []
+    places: dict[tuple[str, str | None], int] = {}
     for path in files:
-        found = _summarised(path, sel)
+        doc = _summary(path)
+        if doc is not None:
+            for key, d in _decimals(doc, sel).items():
+                places[key] = max(places.get(key, 0), d)
+        found = _summarised(path, sel, doc)
         if found is None:
             scanned.append(path)
         else:
@@ -316,6 +356,7 @@ def read_catalog(
         last=last,
         rows=int(per_column.get_column("n").sum()) if per_column.height else 0,
         step=step,
+        decimals=tuple(places.get((c.point, c.statistic)) for c in columns),
     )
 
 
@@ -518,6 +559,8 @@ class _Plan:
     stats: list[str]
     lut: np.ndarray
     with_flags: bool
+    #: per column, 10 ** decimals to round to; 0 where values stay exact
+    scale: np.ndarray | None = None
 
     @classmethod
     def make(cls, sel: Selection, catalog: Catalog, with_flags: bool) -> _Plan:
@@ -527,7 +570,13 @@ class _Plan:
         for i, c in enumerate(catalog.columns):
             stat = _NO_STAT if c.statistic is None else c.statistic
             lut[points.index(c.point) * len(stats) + stats.index(stat)] = i
-        return cls(sel, points, stats, lut, with_flags)
+        rounding = catalog.rounding(sel)
+        scale = (
+            np.array([0.0 if d is None else 10.0**d for d in rounding], dtype=np.float64)
+            if any(d is not None for d in rounding)
+            else None
+        )
+        return cls(sel, points, stats, lut, with_flags, scale)
 
     @property
     def columns(self) -> list[str]:
@@ -576,12 +625,25 @@ class _Plan:
             raise ExportError(
                 f"{self.sel.station}: lake/clean changed while it was being read; try again"
             )
+        value: pl.Expr | pl.Series = pl.col("value")
+        if self.scale is not None and raw.height:
+            value = _rounded(raw.get_column("value"), self.scale[col])
         return raw.select(
             pl.col(TIMESTAMP).cast(pl.Datetime("us")),
             pl.Series(COL, col, dtype=pl.UInt32),
-            pl.col("value"),
+            value,
             *([pl.col("flags")] if self.with_flags else []),
         )
+
+
+def _rounded(values: pl.Series, scale: np.ndarray) -> pl.Series:
+    """``values`` rounded (half to even) to ``log10(scale)`` decimals each; exact
+    where ``scale`` is 0; never -0. Dividing the rounded integer by the power of ten gives
+    the double nearest the decimal, so it prints as the short decimal."""
+    v = values.to_numpy()  # null -> NaN
+    # + 0.0: a value rounded to zero from below is 0, not -0
+    out = np.where(scale > 0, np.round(v * scale) / np.where(scale > 0, scale, 1.0) + 0.0, v)
+    return pl.Series("value", out, dtype=pl.Float64).fill_nan(None)
 
 
 def iter_chunks(

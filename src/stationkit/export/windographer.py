@@ -2,7 +2,7 @@
 
 A data file (CRLF line ends, tab-separated, ASCII labels)::
 
-    Created 2024-02-01 00:00 by stationkit 0.1.0
+    Created 2024-02-01 00:00 by stationkit 0.1.0 (Windographer 4 text format)
     <blank>
     Latitude = N 53.210000
     Longitude = W 7.120000
@@ -66,6 +66,8 @@ UNFLAGGED = "<Unflagged data>"
 NO_FLAGS = "<None>"
 CALM_THRESHOLD = "0 m/s"
 TIME_STEP_LINE = "Time stamps indicate the beginning of the time step."
+#: named on the first line: readers (brightwind's loader) look for "Windographer"
+FORMAT_NAME = "Windographer 4 text format"
 FLAG_LOG_HEADER = ("Data Column", "Flag Name", "Start Time", "End Time", "Time Steps")
 
 
@@ -82,7 +84,10 @@ class Preamble:
     excluded_flags: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
-        out = [f"Created {self.created:{CREATED_FORMAT}} by stationkit {self.version}", ""]
+        out = [
+            f"Created {self.created:{CREATED_FORMAT}} by stationkit {self.version} ({FORMAT_NAME})",
+            "",
+        ]
         if self.latitude is not None:
             hemisphere = "S" if self.latitude < 0 else "N"
             out.append(f"Latitude = {hemisphere} {abs(self.latitude):.6f}")

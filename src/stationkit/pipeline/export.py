@@ -25,6 +25,7 @@ Station settings, in stations.toml (all optional)::
     flag_log = true                    # Windographer: companion flagging log
     zip_by_type = false                # Windographer: zip of one file per type
     utc = false                        # default: the logger's local time
+    round = "logger"                   # or a number of decimals; default "exact"
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ SETTINGS_KEYS = (
     "flag_log",
     "zip_by_type",
     "utc",
+    "round",
 )
 #: bump when the bytes an export writes change for the same input
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 STAGE = "export"
 #: below data_dir: where the one-pass sort of badly laid out clean data spills
 SCRATCH = Path(".tmp") / "export"
@@ -122,6 +124,8 @@ class ExportSettings:
     flag_log: bool = False
     zip_by_type: bool = False
     utc: bool = False
+    #: "logger", a number of decimals, or None (values exact)
+    decimals: str | int | None = None
     configured: bool = False
 
 
@@ -142,6 +146,22 @@ def check_marker(marker: str, where: str) -> str:
             f"or line breaks, got {marker!r}"
         )
     return marker
+
+
+def check_round(value: Any, where: str) -> str | int | None:
+    """``"logger"``, ``"exact"`` (None) or a number of decimals from 0 to 10."""
+    if value is None or value == "exact":
+        return None
+    if value == "logger":
+        return "logger"
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) <= 10:
+        return int(value)
+    raise ConfigError(
+        f'{where}: expected "logger" (the decimals the logger wrote), "exact" or a number '
+        f"of decimals from 0 to 10, got {show_value(value)}"
+    )
 
 
 def export_settings(station: StationConfig) -> ExportSettings:
@@ -188,6 +208,7 @@ def export_settings(station: StationConfig) -> ExportSettings:
         flag_log=bool(t.flag("flag_log")),
         zip_by_type=bool(t.flag("zip_by_type")),
         utc=bool(t.flag("utc")),
+        decimals=check_round(t.raw("round"), t.key("round")),
         configured=True,
     )
     t.done(SETTINGS_KEYS)
@@ -301,6 +322,7 @@ def export_station(
     include_flagged: bool = False,
     out: Path | None = None,
     utc: bool | None = None,
+    round_to: str | int | None = None,
     missing_marker: str | None = None,
     flag_log: bool | None = None,
     zip_by_type: bool | None = None,
@@ -309,7 +331,9 @@ def export_station(
 ) -> ExportSummary:
     """Export one station's lake/clean in one format.
 
-    Options left as None take the station's ``export`` settings. ``start`` /
+    Options left as None take the station's ``export`` settings.
+    ``round_to``: ``"logger"`` rounds each column to the decimals its logger
+    wrote, a number to that many decimals, ``"exact"`` keeps every value. ``start`` /
     ``end`` bound the period [start, end) in the export's time zone (naive) or
     as aware instants. ``points`` empty means every point. ``exclude_flags``
     names the flags whose values are left out (``"*"``: every flag);
@@ -359,6 +383,7 @@ def export_station(
         points=tuple(dict.fromkeys(points)),
         exclude_flags=excluded,
         utc_offset_hours=offset,
+        decimals=settings.decimals if round_to is None else check_round(round_to, "round"),
     )
     if sel.start is not None and sel.end is not None and sel.end <= sel.start:
         raise ExportError(f"{station.id}: the end ({end}) must come after the start ({start})")
@@ -453,6 +478,7 @@ def export_station(
             "layout": layout,
             "columns": [asdict(c) for c in catalog.columns],
             "offset": sel.utc_offset_hours,
+            "decimals": catalog.rounding(sel),
             "points": sel.points,
             "excluded": sel.exclude_flags,
             "marker": marker,
