@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -42,6 +41,7 @@ from stationkit.parsers.base import TIMESTAMP, ParseResult
 from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
 from stationkit.pipeline.unpack import stale_member_ids
+from stationkit.progress import Progress, ProgressCallback, notify
 from stationkit.store import readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
@@ -123,10 +123,13 @@ def parse_station(
     station: StationConfig,
     ledger: Ledger,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     jobs: int = 1,
 ) -> ParseSummary:
-    """Parse every new file version of ``station``; failures do not stop the rest."""
+    """Parse every new file version of ``station``; failures do not stop the rest.
+
+    ``progress`` gets (station, "parse", files done, files to parse, file)
+    once before the first file and after each (:mod:`stationkit.progress`)."""
     summary = ParseSummary(station.id)
     data_dir = config.data_dir
     # clock settings the station leaves out come from its IEA document (DESIGN: Time)
@@ -138,21 +141,24 @@ def parse_station(
         _retire(ledger, data_dir, station.id, file_id)
         summary.superseded += 1
     rows = ledger.files_to_parse(station.id)
+    notify(progress, Progress(station.id, "parse", 0, len(rows)))
 
     def work(row: FileRow) -> Outcome:
-        if progress is not None:
-            progress(row.path)
         return _parse_and_write(config, station, row)
+
+    def record(i: int, row: FileRow, outcome: Outcome) -> None:
+        _record(ledger, data_dir, station, row, outcome, summary)
+        notify(progress, Progress(station.id, "parse", i + 1, len(rows), row.path))
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parse") as pool:
             outcomes = pool.map(work, rows)
-            for row, outcome in zip(rows, outcomes, strict=True):
-                _record(ledger, data_dir, station, row, outcome, summary)
+            for i, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+                record(i, row, outcome)
     else:
-        for row in rows:
-            _record(ledger, data_dir, station, row, work(row), summary)
+        for i, row in enumerate(rows):
+            record(i, row, work(row))
     return summary
 
 
