@@ -14,9 +14,9 @@ from stationkit.cli.common import (
     get_config,
     handle_errors,
     options,
-    tty_progress,
-    tty_progress_done,
+    report_errors,
 )
+from stationkit.cli.progress import progress_display
 from stationkit.errors import LockedError
 from stationkit.pipeline.run import notify_failure, run_stations
 
@@ -30,7 +30,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return int(m.group(1)), int(m.group(2))
 
 
-@click.command()
+@click.command(short_help="Every stage for each station, incrementally (for cron).")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--wait", is_flag=True, help="Wait for a concurrent run to finish instead of exiting."
@@ -67,13 +67,17 @@ def run(
     shard: tuple[int, int] | None,
     log_file: Path | None,
 ) -> None:
-    """Run fetch, unpack and parse for each station, incrementally, under a lock.
+    """Run every stage for each station, incrementally, under a lock: fetch,
+    unpack, parse, calibrate and the exports configured in stations.toml.
 
-    Silent on success (use -v for a summary); failures go to stderr naming
-    station, stage, file and reason, and to the on_failure command of
-    stations.toml. A second concurrent run exits at once with code 0 (or
-    waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
-    files or stations failed).
+    Then the fleet checks: a station whose newest data has become older than
+    its stale_after_hours is reported once (until data arrives again), and
+    the HTML report of [report] html is written again. Silent on success
+    (use -v for a summary; a progress display on a terminal); failures go to
+    stderr naming station, stage, file and reason, and to the on_failure
+    command of stations.toml. A second concurrent run exits at once with
+    code 0 (or waits with --wait). Exit 0, 1 (nothing could be done), or 3
+    (some files or stations failed, or a station went stale).
 
     \b
     Example (crontab: every hour, two hosts splitting the fleet):
@@ -88,22 +92,24 @@ def run(
         logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
     try:
-        result = run_stations(
-            config,
-            config.select(stations),
-            wait=wait,
-            force=force,
-            jobs=jobs,
-            shard=shard,
-            progress=tty_progress("run"),
-        )
-        tty_progress_done()
+        with progress_display() as show:
+            result = run_stations(
+                config,
+                config.select(stations),
+                wait=wait,
+                force=force,
+                jobs=jobs,
+                shard=shard,
+                progress=show,
+            )
     except LockedError as exc:
-        click.echo(f"stationkit: {exc}", err=True)
+        # cron: a run still going is not a failure; say so once, exit 0
+        click.echo(f"stationkit: warning: {exc}", err=True)
+        emit({"exit_code": 0, "skipped": str(exc)})
         raise SystemExit(0) from None
     log = logging.getLogger("stationkit.run")
     if result.failures:
-        click.echo(result.failure_summary(), err=True)
+        report_errors([(f"{f.station}: {f.stage}", f.file, f.reason) for f in result.failures])
         for f in result.failures:
             log.info("failure: %s %s %s: %s", f.station, f.stage, f.file, f.reason)
         problem = notify_failure(config, result)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,11 @@ from stationkit.lock import RunLock
 from stationkit.pipeline.calibrate import calibrate_station
 from stationkit.pipeline.export import export_configured
 from stationkit.pipeline.fetch import fetch_station
+from stationkit.pipeline.health import newly_stale
+from stationkit.pipeline.html_report import write_html_report
 from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
+from stationkit.progress import STATIONS, Progress, ProgressCallback, notify
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,8 @@ class StationRun:
     fatal: bool = False
     #: workers for the files of this station
     file_jobs: int = 1
-    #: called with "<stage> <file>" as work proceeds (a terminal's progress line)
-    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    #: called as work proceeds (:mod:`stationkit.progress`)
+    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -70,10 +74,12 @@ class RunResult:
     """Per-station, per-stage summaries and every failure."""
 
     runs: list[StationRun] = field(default_factory=list)
+    #: failures of no one station (the fleet report)
+    fleet_failures: list[Failure] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Failure]:
-        return [f for r in self.runs for f in r.failures]
+        return [f for r in self.runs for f in r.failures] + self.fleet_failures
 
     @property
     def errors(self) -> list[tuple[str, str, str]]:
@@ -170,14 +176,7 @@ def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: Station
 
 
 def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    show = run.progress
-    p = parse_station(
-        config,
-        station,
-        ledger,
-        jobs=run.file_jobs,
-        progress=(lambda path: show(f"{station.id} parse {path}")) if show else None,
-    )
+    p = parse_station(config, station, ledger, jobs=run.file_jobs, progress=run.progress)
     run.stages["parse"] = p.as_dict()
     run.failures.extend(Failure(station.id, "parse", path, e) for path, e in p.errors)
     run.work_done += p.parsed
@@ -215,6 +214,7 @@ def process_station(
 ) -> None:
     """Every stage after fetch, on what the ledger holds."""
     for stage in PROCESS_STAGES:
+        notify(run.progress, Progress(station.id, stage.__name__.strip("_"), 0, None))
         stage(config, station, ledger, run)
 
 
@@ -225,12 +225,11 @@ def run_station(
     *,
     force: bool = False,
     file_jobs: int = 1,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> StationRun:
     """The chain for one station."""
     run = StationRun(station.id, file_jobs=file_jobs, progress=progress)
-    if progress is not None:
-        progress(f"{station.id} fetch")
+    notify(progress, Progress(station.id, "fetch", 0, None))
     try:
         _fetch(config, station, ledger, run, force)
         process_station(config, station, ledger, run)
@@ -254,10 +253,14 @@ def run_stations(
     force: bool = False,
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> RunResult:
-    """Run the chain for ``stations``; raises LockedError if a run is in progress."""
+    """Run the chain for ``stations``; raises LockedError if a run is in progress.
+
+    ``progress`` gets each stage's events (:mod:`stationkit.progress`) and,
+    as stations finish, ("", "stations", finished, total, station)."""
     selected = select_shard(stations, shard)
+    finished = _Counter(len(selected), progress)
     # workers go to stations first; what is left over parses a station's files in parallel
     file_jobs = max(1, jobs // max(1, len(selected)))
     with (
@@ -267,7 +270,11 @@ def run_stations(
     ):
         if jobs <= 1 or len(selected) <= 1:
             runs = [
-                run_station(config, st, main, force=force, file_jobs=file_jobs, progress=progress)
+                finished.done(
+                    run_station(
+                        config, st, main, force=force, file_jobs=file_jobs, progress=progress
+                    )
+                )
                 for st in selected
             ]
         else:
@@ -279,8 +286,15 @@ def run_stations(
                 if not hasattr(local, "ledger"):
                     local.ledger = Ledger(config.data_dir)
                     opened.append(local.ledger)
-                return run_station(
-                    config, st, local.ledger, force=force, file_jobs=file_jobs, progress=progress
+                return finished.done(
+                    run_station(
+                        config,
+                        st,
+                        local.ledger,
+                        force=force,
+                        file_jobs=file_jobs,
+                        progress=progress,
+                    )
                 )
 
             try:
@@ -289,7 +303,57 @@ def run_stations(
             finally:
                 for ledger in opened:
                     ledger.close()
-    return RunResult(runs)
+        result = RunResult(runs)
+        after_run(config, selected, main, result, progress=progress)
+    return result
+
+
+class _Counter:
+    """Reports finished stations to a progress callback (from any worker thread)."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None) -> None:
+        self.total, self.progress, self.count = total, progress, 0
+        self.lock = threading.Lock()
+        notify(progress, Progress("", STATIONS, 0, total, unit="stations"))
+
+    def done(self, run: StationRun) -> StationRun:
+        with self.lock:
+            self.count += 1
+            notify(
+                self.progress,
+                Progress("", STATIONS, self.count, self.total, run.station, unit="stations"),
+            )
+        return run
+
+
+def after_run(
+    config: Config,
+    stations: Sequence[StationConfig],
+    ledger: Ledger,
+    result: RunResult,
+    *,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """What a run does for the fleet once its stations are done: a station
+    that has newly gone stale is a failure (once per stale episode, see
+    :func:`stationkit.pipeline.health.newly_stale`), and the HTML report of
+    ``[report] html`` is written again."""
+    now = datetime.now(UTC)
+    runs = {r.station: r for r in result.runs}
+    for station, message in newly_stale(config, stations, ledger, now):
+        runs[station].failures.append(Failure(station, "health", "", message))
+    folder = config.report.html
+    if folder is None:
+        return
+    try:
+        done = write_html_report(
+            config, config.select(), ledger, folder, now=now, progress=progress
+        )
+        for station, error in done.errors:
+            result.fleet_failures.append(Failure(station, "report", "", error))
+    except (StationkitError, OSError) as exc:
+        log.debug("the HTML report failed", exc_info=True)
+        result.fleet_failures.append(Failure("fleet", "report", str(folder), str(exc)))
 
 
 MARKER = ".stationkit-run-in-progress"
