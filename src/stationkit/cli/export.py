@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from stationkit.cli.common import (
     get_config,
     handle_errors,
     report_errors,
+    shown_path,
 )
 from stationkit.errors import ConfigError, LockedError, StationkitError
 from stationkit.ledger import Ledger
@@ -35,7 +37,7 @@ def split_points(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
 
 
-@click.command()
+@click.command(short_help="Write Windographer, CSV or Parquet files from lake/clean.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--format",
@@ -156,7 +158,7 @@ def export(
                         failed += 1
                         continue
                     results.append(s.as_dict())
-                    texts.append(s.text())
+                    texts.append(replace(s, files=[shown_path(f) for f in s.files]).text())
                     ok += 1
     finally:
         lock.release()
