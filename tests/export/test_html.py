@@ -92,13 +92,17 @@ def test_layout_links_and_content(tmp_path: Path) -> None:
         assert links
         for link in links:
             assert not link.startswith("/"), link
-            target = link.split("#")[0]
-            assert (site / page).parent.joinpath(target).resolve().is_file(), (page, link)
+            target, _, anchor = link.partition("#")
+            linked = (site / page).parent / target if target else site / page
+            assert linked.resolve().is_file(), (page, link)
+            if anchor:
+                assert f'id="{anchor}"' in linked.read_text(), (page, link)
     index = (site / "index.html").read_text()
     assert "Status as of 2024-02-03 12:00 UTC. 2 station(s)" in index
     assert "Mast &lt;b&gt;&quot;2&quot;&lt;/b&gt; &amp; co" in index and HOSTILE not in index
     assert '<a href="stations/M1/index.html#failed">1 failed file</a>' in index
     assert '<a href="stations/M002/index.html#suspect">suspect: Spd80mN</a>' in index
+    assert '<li>Failed files: <a href="#station-M1">M1</a></li>' in index  # needs attention
     m1 = (site / "stations/M1/index.html").read_text()
     assert "<code>raw/M1/bad.dat</code>" in m1 and "duplicate column name" in m1
     assert "quarantine/M1/" in m1

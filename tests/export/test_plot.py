@@ -110,8 +110,8 @@ def _frame() -> pl.DataFrame:
 def test_one_panel_per_measurement_type_and_flagged_values_marked() -> None:
     fig = timeseries_figure(_frame(), title="M001: test", zone="UTC")
     axes = fig.get_axes()
-    assert [ax.get_ylabel() for ax in axes] == ["air temperature", "wind speed", "other"]
-    wind = axes[1]
+    assert [ax.get_ylabel() for ax in axes] == ["wind speed", "air temperature", "other"]
+    wind = axes[0]
     labels = [t.get_text() for t in wind.get_legend().get_texts()]
     # names shown literally: no mathtext, no legend entry hidden by a leading '_'
     assert labels == [r"\$WS\$_80", " _hidden", "flagged"]

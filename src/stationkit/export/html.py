@@ -70,6 +70,7 @@ code { font-size: .9em; overflow-wrap: anywhere; }
 .scroll img { max-width: none; display: block; }
 img.fit { max-width: 100%; height: auto; }
 nav { margin-bottom: .8em; }
+ul.attention { margin: 0 0 1em; padding-left: 1.2em; }
 footer { margin-top: 2em; font-size: .8em; color: #666; }
 """
 
@@ -226,6 +227,25 @@ def _problems(view: StationView, *, link: str) -> str:
     return "<br>".join(out)
 
 
+def _attention(views: Sequence[StationView]) -> str:
+    """Links to the stations that need someone, by problem."""
+    groups = (
+        ("Stale", [v for v in views if v.state == "stale"]),
+        ("Clock ahead", [v for v in views if v.state == "clock ahead"]),
+        ("Fetch failing", [v for v in views if any(f["stage"] == "fetch" for f in v.failed)]),
+        ("Failed files", [v for v in views if any(f["path"] for f in v.failed)]),
+        ("Suspect sensors", [v for v in views if v.suspects]),
+    )
+    items = [
+        f"<li>{label}: "
+        + ", ".join(f'<a href="#station-{esc(v.id)}">{esc(v.id)}</a>' for v in group)
+        + "</li>"
+        for label, group in groups
+        if group
+    ]
+    return f'<ul class="attention">{"".join(items)}</ul>\n' if items else ""
+
+
 def fleet_page(views: Sequence[StationView], *, as_of: str, data_dir: str) -> str:
     """``index.html``: one row per station."""
     counts: dict[str, int] = {}
@@ -252,7 +272,7 @@ def fleet_page(views: Sequence[StationView], *, as_of: str, data_dir: str) -> st
         "<header>\n<h1>Station fleet</h1>\n"
         f'<p class="summary">Status as of {esc(as_of)} UTC. {len(views)} station(s): '
         f"{esc(states) or 'none'}; {failed} failed file(s); {suspects} suspect sensor(s).</p>\n"
-        "</header>\n"
+        f"{_attention(views)}</header>\n"
         '<table class="fleet">\n<thead><tr><th>Station</th><th>Status</th>'
         "<th>Last data (UTC)</th><th>Data recovery per month [%]</th>"
         "<th>Last 30 days, per point</th></tr></thead>\n<tbody>\n"
@@ -279,11 +299,13 @@ def station_page(view: StationView, *, as_of: str) -> str:
         ("State", _badge(view.state)),
         (
             "Last data",
-            f"{esc(_short_time(h['last_data']))} UTC <small>{esc(_age(h['age_hours']))}</small>",
+            f"{esc(_short_time(h['last_data']))} UTC <small>{esc(_age(h['age_hours']))}</small>"
+            if h["last_data"] else "none",
         ),
         ("Stale after", f"{stale_after:g} h" if stale_after else "never"),
         ("Data", f"{esc(_short_time(s['first_timestamp']))} to "
-                 f"{esc(_short_time(s['last_timestamp']))} UTC, {s['readings']} readings"),
+                 f"{esc(_short_time(s['last_timestamp']))} UTC, {s['readings']} readings"
+                 if s["first_timestamp"] else "none parsed"),
         ("Files", esc(files)),
         ("Last fetch", esc(_short_time(s["last_fetch"]))),
         ("Last calibrate", esc(_short_time(s["last_calibrate"]))),

@@ -39,6 +39,11 @@ LINE_COLOURS = (
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79",
 )  # fmt: skip
 OTHER = "other"
+#: panels in this order first, then the other measurement types by name
+PANEL_ORDER = (
+    "wind_speed", "wind_direction", "vertical_wind_speed", "air_temperature",
+    "relative_humidity", "air_pressure",
+)  # fmt: skip
 
 
 def mpl_text(text: str) -> str:
@@ -108,15 +113,22 @@ def _with_breaks(
 
 
 def _panels(frame: pl.DataFrame) -> list[tuple[str | None, list[str]]]:
-    """(measurement type, its points): types by name, points without one last;
-    points in the order they first appear."""
+    """(measurement type, its points): wind first (:data:`PANEL_ORDER`), the
+    other types by name, points without one last; points in the order they
+    first appear."""
     seen: dict[str | None, list[str]] = {}
     pairs = frame.select("measurement_type", "point").unique(maintain_order=True)
     for mtype, point in pairs.iter_rows():
         seen.setdefault(mtype, [])
         if point not in seen[mtype]:
             seen[mtype].append(point)
-    return sorted(seen.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+
+    def order(mtype: str | None) -> tuple[int, str]:
+        if mtype is None:
+            return (len(PANEL_ORDER) + 1, "")
+        return (PANEL_ORDER.index(mtype) if mtype in PANEL_ORDER else len(PANEL_ORDER), mtype)
+
+    return sorted(seen.items(), key=lambda kv: order(kv[0]))
 
 
 def timeseries_png(frame: pl.DataFrame, *, title: str, zone: str = "UTC") -> bytes:
