@@ -112,6 +112,16 @@ def test_a_station_without_clean_data_is_a_partial_failure(tmp_path: Path) -> No
     )
     code, _, err = invoke(export, "M002", "--config", conf)
     assert code == 1
+    code, out, _ = invoke(export, "--config", conf, "--json")
+    assert code == 3
+    failed = [r for r in json.loads(out) if "error" in r]
+    assert failed == [
+        {
+            "station": "M002",
+            "format": "windographer",
+            "error": "M002: no clean data in lake/clean/station=M002; run `stationkit calibrate` first",
+        }
+    ]
 
 
 def test_report_table_csv_json_and_plot(tmp_path: Path) -> None:

@@ -130,6 +130,8 @@ def export(
     results: list[dict[str, Any]] = []
     texts: list[str] = []
     errors: list[tuple[str, str, str]] = []
+    #: exports that failed: in the JSON output too
+    outright: list[dict[str, Any]] = []
     ok = failed = 0
     try:
         lock = RunLock(config.data_dir, wait=wait)
@@ -155,6 +157,7 @@ def export(
                         raise
                     except StationkitError as exc:
                         errors.append((st.id, "", str(exc).removeprefix(f"{st.id}: ")))
+                        outright.append({"station": st.id, "format": f, "error": str(exc)})
                         failed += 1
                         continue
                     results.append(s.as_dict())
@@ -163,5 +166,5 @@ def export(
     finally:
         lock.release()
     report_errors(errors)
-    emit(results, lambda: "\n".join(texts))
+    emit(results + outright, lambda: "\n".join(texts))
     raise SystemExit(exit_code(failed, ok))
