@@ -345,10 +345,16 @@ def test_scan_reads_every_station(project: stationkit.Project) -> None:
         project.scan("exports")  # type: ignore[arg-type]
 
 
-def test_status_is_what_the_cli_prints(project: stationkit.Project) -> None:
+def test_status_is_what_the_cli_prints(
+    project: stationkit.Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)  # the same time for both: the same ages
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(now.timestamp())))
     result = CliRunner().invoke(cli, ["--config", str(project.path), "status", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(json.dumps(project.status(), default=str)) == json.loads(result.output)
+    shown = json.loads(json.dumps(project.status(now=now), default=str))
+    assert shown == json.loads(result.output)
+    assert shown[0]["health"]["age_hours"] is not None
     assert [s["station"] for s in project.status(["M2"])] == ["M2"]
 
 

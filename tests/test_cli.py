@@ -56,10 +56,9 @@ def test_partial_failure_exit_code_3_and_stderr(tmp_path: Path) -> None:
     assert invoke("fetch", "--config", conf)[0] == 0
     code, out, err = invoke("parse", "--config", conf)
     assert code == 3
-    assert (
-        "stationkit: error: M1: raw/M1/bad.dat: raw/M1/bad.dat, line 2: duplicate column name"
-        in err
-    )
+    # the path once, valid from here (absolute: the data directory is not below the cwd)
+    bad = tmp_path / "data" / "raw" / "M1" / "bad.dat"
+    assert f"stationkit: error: M1: {bad}, line 2: duplicate column name" in err
     code, out, _ = invoke("status", "--config", conf)
     assert "1 ok, 1 failed" in out.replace("0 pending, ", "")
     assert "last error:" in out and "[parse]" in out
@@ -69,7 +68,7 @@ def test_config_error_is_exit_1_with_the_key_path(tmp_path: Path) -> None:
     (tmp_path / "stations.toml").write_text('[stations.M1.source]\nkind = "local"\npath = 3\n')
     code, _, err = invoke("--config", str(tmp_path / "stations.toml"), "fetch")
     assert code == 1
-    assert "Error: stations.M1.source.path: expected a string, got 3" in err
+    assert err == "stationkit: error: stations.M1.source.path: expected a string, got 3\n"
 
 
 def test_usage_error_is_exit_2() -> None:
@@ -127,3 +126,82 @@ def test_status_works_while_another_process_holds_the_run_lock(tmp_path: Path) -
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---------------------------------------------------------------- what a new user meets
+
+
+def test_top_level_help_shows_each_summary_whole_on_one_line() -> None:
+    code, out, _ = invoke("--help")
+    assert code == 0
+    listed = out.split("Commands:\n", 1)[1].splitlines()
+    # in the order of the pipeline, each summary complete (never cut with "...")
+    assert [line.split()[0] for line in listed] == list(cli.commands)
+    for name, line in zip(cli.commands, listed, strict=True):
+        command = cli.commands[name]
+        assert command.short_help and line.split(None, 1)[1] == command.short_help
+        assert len(line) <= 80 and not line.endswith("...")
+
+
+def test_run_help_names_every_stage() -> None:
+    _, out, _ = invoke("run", "--help")
+    first = " ".join(out.split("\n\n")[1].split())
+    assert first.startswith("Run every stage for each station")
+    assert all(stage in first for stage in ("fetch", "unpack", "parse", "calibrate", "export"))
+
+
+def test_errors_have_one_prefix_and_are_json_with_json(tmp_path: Path) -> None:
+    code, out, err = invoke("parse", "--no-such-option")
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1].startswith("stationkit: error: No such option '--no-such-option'")
+    assert "Usage: stationkit parse" in err
+    code, out, err = invoke("--json", "parse", "--no-such-option")
+    assert code == 2 and json.loads(out)["error"]["kind"] == "usage"
+    missing = str(tmp_path / "none.toml")
+    code, out, err = invoke("status", "--config", missing, "--json")
+    assert code == 1
+    assert json.loads(out) == {
+        "error": {
+            "exit_code": 1,
+            "kind": "error",
+            "message": f"{missing}: no such file; pass --config PATH or set STATIONKIT_CONFIG",
+        }
+    }
+    assert (
+        err
+        == f"stationkit: error: {missing}: no such file; pass --config PATH or set STATIONKIT_CONFIG\n"
+    )
+
+
+def test_a_station_failing_outright_is_in_the_json_output(tmp_path: Path) -> None:
+    (tmp_path / "stations.toml").write_text('[stations.A.source]\nkind = "local"\npath = "gone"\n')
+    code, out, _ = invoke("--config", str(tmp_path / "stations.toml"), "fetch", "--json")
+    assert code == 1
+    (entry,) = json.loads(out)
+    assert entry["station"] == "A" and "gone: does not exist" in entry["error"]
+
+
+def test_printed_paths_are_valid_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, incoming = make_station(tmp_path)
+    conf = tmp_path / "stations.toml"
+    conf.write_text(conf.read_text() + '[stations.M1.export]\nformat = "csv"\n')
+    (incoming / "a.dat").write_text(toa5([("2024-01-01 01:10:00", 5.0, 0.5)]))
+    (incoming / "bad.dat").write_bytes(
+        (CORPUS / "TOA5" / "haukex__pytoa5__TestLogger_Hourly_Bad12.dat").read_bytes()
+    )
+    monkeypatch.chdir(tmp_path)  # where stations.toml is: paths relative to it
+    code, out, err = invoke("--config", "stations.toml", "run", "-v")
+    assert code == 3
+    assert "stationkit: error: M1: parse: data/raw/M1/bad.dat, line 2: " in err
+    assert "stationkit: info: M1: wrote data/exports/M1/M1.csv (1 rows)" in err
+    code, out, _ = invoke("--config", "stations.toml", "export", "--force", "-v")
+    assert out.rstrip().endswith("-> data/exports/M1/M1.csv")
+    code, out, _ = invoke("--config", "stations.toml", "calibrate", "--force", "-v")
+    assert (tmp_path / out.rstrip().rsplit("-> ", 1)[1]).exists()
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # outside the data directory: absolute paths
+    code, out, _ = invoke("--config", "../stations.toml", "export", "--force", "-v")
+    assert out.rstrip().endswith(f"-> {tmp_path / 'data' / 'exports' / 'M1' / 'M1.csv'}")

@@ -87,6 +87,13 @@ def test_every_station_with_bad_settings_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "stationkit: error: M1: stations.M1.export.format: " in result.stderr
     assert "stationkit: error: M2: stations.M2.metadata: " in result.stderr
+    result = invoke(conf, "run", "--json")  # with --json: the errors on stdout too
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == ("error", 1)
+    m1, m2 = error["message"].splitlines()
+    assert m1.startswith("M1: stations.M1.export.format: ")
+    assert m2.startswith("M2: stations.M2.metadata: ")
 
 
 def test_warnings_do_not_fail_the_run(tmp_path: Path) -> None:
@@ -149,7 +156,9 @@ def test_status_while_the_first_run_creates_the_ledger(tmp_path: Path) -> None:
     con.commit()
     con.close()
     result = invoke(conf, "status")
-    assert result.exit_code == 0 and "M1: no files" in result.stdout
+    assert result.exit_code == 0
+    (row,) = [ln for ln in result.stdout.splitlines() if ln.startswith("M1 ")]
+    assert row.split()[1:3] == ["NO", "DATA"] and row.endswith("no files")
 
 
 def test_status_reads_a_ledger_of_an_older_version(tmp_path: Path) -> None:

@@ -99,6 +99,15 @@ def test_data_dir_defaults_to_data_beside_the_file(tmp_path: Path) -> None:
          "stations.M001.archives.password_env: expected the NAME of an environment variable"),
         ("[stations.M001.source]\nkind='local'\npath='x'\npatterns=[]\n",
          "stations.M001.source.patterns: expected a non-empty list of glob patterns, got a list"),
+        ("[stations.M001]\nstale_after_hours = -1\n",
+         "stations.M001.stale_after_hours: expected a number from 0 to 87600 h, got -1"),
+        ("[status]\nsuspect_share = 1.5\n", "status.suspect_share: expected a number from 0 to 1, got 1.5"),
+        ("[status]\nsuspect_flags = ['maintenance']\n",
+         "status.suspect_flags[0]: expected one of qc_flatline, qc_icing, qc_range, qc_spike, "
+         'got "maintenance"'),
+        ("[status]\nsuspect_day = 3\n", "status.suspect_day: unknown key; valid keys: stale_after_hours"),
+        ("[report]\nhtml = 3\n", "report.html: expected a string, got 3"),
+        ("[report]\nhtlm = 'x'\n", "report.htlm: unknown key; valid keys: html"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key_path(tmp_path: Path, snippet: str, message: str) -> None:
@@ -181,3 +190,21 @@ def test_parser_options_reach_the_reader(tmp_path: Path) -> None:
     assert cfg.stations["M001"].parser_options == {
         "csi_ascii": {"columns": ["TIMESTAMP", "RECORD", "T"]}
     }
+
+
+def test_fleet_health_and_report_settings(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[status]\nstale_after_hours = 12\nsuspect_days = 3\nsuspect_share = 0\n"
+            "suspect_flags = ['qc_icing']\n[report]\nhtml = 'site'\n"
+            "[stations.M001]\nstale_after_hours = 0.5\n",
+        )
+    )
+    assert (cfg.status.stale_after_hours, cfg.status.suspect_days) == (12.0, 3.0)
+    assert cfg.status.suspect_share == 0.0 and cfg.status.suspect_flags == ("qc_icing",)
+    assert cfg.report.html == tmp_path / "site"
+    assert cfg.stations["M001"].stale_after_hours == 0.5
+    default = load_config(write(tmp_path, "[stations.M001]\n"))
+    assert default.status.suspect_days == 7.0 and default.status.suspect_share == 0.2
+    assert default.report.html is None and default.stations["M001"].stale_after_hours is None

@@ -50,6 +50,7 @@ from stationkit.ledger import Ledger, iso
 
 if TYPE_CHECKING:
     from stationkit.pipeline.run import RunResult
+    from stationkit.progress import ProgressCallback
 
 __all__ = ["LakeError", "Project", "SelectionError", "TimeLike", "open"]
 
@@ -371,15 +372,19 @@ class Project:
 
     # ------------------------------------------------------------ the ledger and runs
 
-    def status(self, stations: Iterable[str] = ()) -> list[dict[str, Any]]:
+    def status(
+        self, stations: Iterable[str] = (), *, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """What ``stationkit status --json`` prints: per station, files by
-        state, readings, first and last data, last fetch and calibrate, exports
-        and the last error. All stations when none are named."""
-        from stationkit.pipeline.status import station_status
+        state, readings, first and last data, last fetch and calibrate, exports,
+        the last error, its health at ``now`` (default: the current time; stale
+        or not), failed files and suspect sensors. All stations when none are
+        named."""
+        from stationkit.pipeline.status import fleet_status
 
         selected = self.config.select(list(stations))
         with Ledger(self.data_dir, readonly=True) as ledger:
-            return [station_status(ledger, st.id) for st in selected]
+            return fleet_status(self.config, selected, ledger, now or datetime.now(UTC))
 
     def run(
         self,
@@ -389,7 +394,7 @@ class Project:
         force: bool = False,
         jobs: int = 1,
         shard: tuple[int, int] | None = None,
-        progress: Callable[[str], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> RunResult:
         """What ``stationkit run`` does (fetch, unpack, parse, calibrate,
         export), under the run lock; returns its result (``.exit_code``,

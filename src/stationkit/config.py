@@ -68,6 +68,31 @@ class SftpSource:
 
 SourceConfig = LocalSource | SftpSource
 
+#: the automatic QC flags that make a sensor suspect (stationkit.calibrate.qc)
+SUSPECT_FLAGS = ("qc_flatline", "qc_icing", "qc_range", "qc_spike")
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    """Fleet health (``[status]``): when a station is stale, a sensor suspect."""
+
+    #: the fleet's default for stations that do not set ``stale_after_hours`` [h]
+    stale_after_hours: float | None = None
+    #: suspect sensors are judged on the last this many days of data [d]
+    suspect_days: float = 7.0
+    #: a point is suspect when one QC flag hits more than this share of its values
+    suspect_share: float = 0.2
+    #: the flags counted
+    suspect_flags: tuple[str, ...] = SUSPECT_FLAGS
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """``[report]``: what ``stationkit run`` regenerates after each run."""
+
+    #: folder of the static HTML fleet report; None: no report
+    html: Path | None = None
+
 
 @dataclass(frozen=True)
 class ArchiveConfig:
@@ -106,6 +131,9 @@ class StationConfig:
     reader: DelimitedOptions | None = None
     #: the station's raw TOML table for stages that read their own sections
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: no data for longer than this makes the station stale [h]; None: the fleet
+    #: default ([status]), else derived (see stationkit.pipeline.health.stale_after)
+    stale_after_hours: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,8 @@ class Config:
     secrets_file: Path | None = None
     #: command run when ``stationkit run`` fails; it gets the summary on stdin
     on_failure: tuple[str, ...] | None = None
+    status: StatusSettings = field(default_factory=StatusSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def select(self, ids: tuple[str, ...] | list[str] = ()) -> list[StationConfig]:
         """The named stations (all when none are named), in a stable order."""
@@ -145,6 +175,7 @@ _STATION_KEYS = (
     "name", "latitude", "longitude", "elevation_m", "utc_offset_hours",
     "timestamp_is_end_of_period", "averaging_period_minutes", "metadata", "source",
     "archives", "fetch_interval_minutes", "parsers", "reader", "valid_from", "valid_to",
+    "stale_after_hours",
 )  # fmt: skip
 #: readings before this are never plausible (see stationkit.plausible)
 EARLIEST_READING = datetime(1980, 1, 1, tzinfo=UTC)
@@ -278,6 +309,7 @@ def _station(sid: str, data: Any, base: Path) -> StationConfig:
         valid_from=valid_from,
         valid_to=valid_to,
         extra=extra,
+        stale_after_hours=t.number("stale_after_hours", lo=0, hi=87600, unit=" h"),
     )
     t.done(_STATION_KEYS + _STAGE_SECTIONS)
     return station
@@ -295,14 +327,48 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     st = TomlTable(stations_raw, "stations")
     stations = {sid: _station(sid, st.data[sid], base) for sid in sorted(st.data)}
     on_failure = _command(top, "on_failure")
-    top.done(("data_dir", "secrets_file", "on_failure", "stations"))
+    status = _status_settings(top.table("status"))
+    report = _report_settings(top.table("report"), base)
+    top.done(("data_dir", "secrets_file", "on_failure", "stations", "status", "report"))
     return Config(
         path=path,
         data_dir=data_dir,
         stations=stations,
         secrets_file=secrets_file,
         on_failure=on_failure,
+        status=status,
+        report=report,
     )
+
+
+def _status_settings(t: TomlTable | None) -> StatusSettings:
+    if t is None:
+        return StatusSettings()
+    flags = t.texts("suspect_flags") or SUSPECT_FLAGS
+    for i, name in enumerate(flags):
+        if name not in SUSPECT_FLAGS:
+            raise ConfigError(
+                f"{t.key('suspect_flags')}[{i}]: expected one of {', '.join(SUSPECT_FLAGS)}, "
+                f"got {show_value(name)}"
+            )
+    days = t.number("suspect_days", lo=1, hi=366, unit=" d")
+    share = t.number("suspect_share", lo=0, hi=1)
+    settings = StatusSettings(
+        stale_after_hours=t.number("stale_after_hours", lo=0, hi=87600, unit=" h"),
+        suspect_days=StatusSettings.suspect_days if days is None else days,
+        suspect_share=StatusSettings.suspect_share if share is None else share,
+        suspect_flags=flags,
+    )
+    t.done(("stale_after_hours", "suspect_days", "suspect_share", "suspect_flags"))
+    return settings
+
+
+def _report_settings(t: TomlTable | None, base: Path) -> ReportSettings:
+    if t is None:
+        return ReportSettings()
+    settings = ReportSettings(html=t.file_path("html", base))
+    t.done(("html",))
+    return settings
 
 
 def _command(t: TomlTable, name: str) -> tuple[str, ...] | None:

@@ -45,9 +45,9 @@ def test_export_json_then_up_to_date(tmp_path: Path) -> None:
     code, out, _ = invoke(export, "M001", "--config", conf, "--json", "--flag-log")
     assert code == 0 and json.loads(out)[0]["skipped"] is True
     code, out, _ = invoke(export, "--config", conf, "--flag-log", "-v")
+    exports = tmp_path / "data" / "exports" / "M001"  # valid from the current directory
     assert code == 0 and out == (
-        "M001: windographer up to date "
-        "(exports/M001/M001.txt, exports/M001/M001_flagging_log.txt)\n"
+        f"M001: windographer up to date ({exports / 'M001.txt'}, {exports / 'M001_flagging_log.txt'})\n"
     )
 
 
@@ -59,7 +59,11 @@ def test_export_csv_long_utc_period_points_out(tmp_path: Path) -> None:
         "--start", "2024-01-01 00:10", "--end", "2024-01-01T00:20", "--points", "Spd80mN,Dir78mS",
         "--include-flagged", "--out", str(out_dir), "-v",
     )  # fmt: skip
-    assert (code, err) == (0, "")
+    assert code == 0
+    assert (
+        err
+        == f"stationkit: info: M001: wrote {out_dir / 'M001_20240101T0010_20240101T0020_utc_long.csv'} (3 rows)\n"
+    )
     assert "M001: csv long, 3 rows x 3 columns" in out
     lines = (out_dir / "M001_20240101T0010_20240101T0020_utc_long.csv").read_text().splitlines()
     assert lines[1:] == [
@@ -108,6 +112,16 @@ def test_a_station_without_clean_data_is_a_partial_failure(tmp_path: Path) -> No
     )
     code, _, err = invoke(export, "M002", "--config", conf)
     assert code == 1
+    code, out, _ = invoke(export, "--config", conf, "--json")
+    assert code == 3
+    failed = [r for r in json.loads(out) if "error" in r]
+    assert failed == [
+        {
+            "station": "M002",
+            "format": "windographer",
+            "error": "M002: no clean data in lake/clean/station=M002; run `stationkit calibrate` first",
+        }
+    ]
 
 
 def test_report_table_csv_json_and_plot(tmp_path: Path) -> None:

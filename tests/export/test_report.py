@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import pytest
 
 from stationkit.config import Config
 from stationkit.export import select
-from stationkit.export.report import heatmap_png, to_csv, to_text
+from stationkit.export.report import (
+    MonthAvailability,
+    heatmap_figure,
+    heatmap_png,
+    recovery_colour,
+    to_csv,
+    to_text,
+)
 from stationkit.pipeline.report import report_station, write_heatmap
 from tests.export.clean import STEP, Reading, make_config, write_clean
 
@@ -160,3 +168,93 @@ def test_heatmap_png_is_deterministic(tmp_path: Path) -> None:
 
     pixels = matplotlib.image.imread(target)
     assert pixels.shape[0] > 150 and pixels.shape[1] > 300
+
+
+# ---------------------------------------------------------------- heatmap legibility
+
+
+def _rows(points: int, months: int, station: str = "M001") -> list[MonthAvailability]:
+    out = []
+    for p in range(points):
+        for m in range(months):
+            pct = (100.0, 99.1, 93.4, 80.0, 61.7, 0.0)[(p + m) % 6]
+            flagged = (0.0, 0.3, 12.0)[(p * 7 + m) % 3]
+            out.append(
+                MonthAvailability(
+                    station,
+                    f"WS_{p:03d}m_N_Avg",
+                    f"{2021 + m // 12}-{m % 12 + 1:02d}",
+                    4320,
+                    round(43.2 * pct),
+                    round(43.2 * flagged),
+                    pct,
+                    flagged,
+                    None,
+                    None,
+                    0,
+                    None,
+                    0.0,
+                )
+            )
+    return out
+
+
+def _boxes(fig: object) -> tuple[object, list[object]]:
+    from matplotlib.text import Text
+
+    fig.canvas.draw()  # type: ignore[attr-defined]
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = [
+        t for t in fig.findobj(Text)  # type: ignore[attr-defined]
+        if t.get_visible() and t.get_text().strip()
+    ]  # fmt: skip
+    return renderer, texts
+
+
+def test_heatmap_cells_are_legible_at_80_points_by_36_months() -> None:
+    fig = heatmap_figure(_rows(80, 36), title="Data recovery per month - M001 (UTC+01:00)")
+    renderer, texts = _boxes(fig)
+    width, height = fig.bbox.width, fig.bbox.height
+    assert width <= 4000 and height <= 6000  # a picture a browser shows at full size
+    for t in texts:  # every caption, label and cell text inside the picture, 8 pt or more
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= -0.5 and box.y0 >= -0.5, t.get_text()
+        assert box.x1 <= width + 0.5 and box.y1 <= height + 0.5, t.get_text()
+        assert t.get_fontsize() >= 8, t.get_text()
+    ax = fig.get_axes()[0]
+    assert len(ax.texts) == 80 * 36  # every cell labelled
+    for t in ax.texts:  # each label inside its own cell
+        j, i = t.get_position()
+        (x0, y0), (x1, y1) = ax.transData.transform([(j - 0.5, i + 0.5), (j + 0.5, i - 0.5)])
+        box = t.get_window_extent(renderer)
+        assert x0 <= box.x0 and box.x1 <= x1 and y0 <= box.y0 and box.y1 <= y1, t.get_text()
+    for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        boxes = sorted(
+            (b.get_window_extent(renderer) for b in labels if b.get_text()),
+            key=lambda b: (b.x0, b.y0),
+        )
+        assert all(not a.overlaps(b) for a, b in itertools.pairwise(boxes))
+
+
+def test_heatmap_captions_fit_a_narrow_map_and_a_long_title() -> None:
+    names = ", ".join(f"M{i:03d}" for i in range(60))
+    fig = heatmap_figure(_rows(2, 1), title=f"Data recovery per month - {names} (UTC)")
+    renderer, texts = _boxes(fig)
+    for t in texts:
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= -0.5 and box.x1 <= fig.bbox.width + 0.5, t.get_text()[:40]
+
+
+def test_recovery_colour_scale_makes_80_percent_look_bad() -> None:
+    def rgb(pct: float) -> tuple[float, float, float]:
+        c = recovery_colour(pct)
+        return (int(c[1:3], 16) / 255, int(c[3:5], 16) / 255, int(c[5:7], 16) / 255)
+
+    r, g, b = rgb(80)
+    assert r > 0.75 and g < 0.3 and b < 0.3  # plainly red
+    r, g, _ = rgb(90)
+    assert r > 0.9 and g < 0.65  # orange, not green
+    r, g, _ = rgb(100)
+    assert g > 0.5 and r < 0.2  # green only near 100 %
+    assert rgb(95)[0] > 0.9  # yellow still has its red
+    assert recovery_colour(None) == "#d9d9d9"

@@ -91,7 +91,8 @@ def test_full_disk_during_unpack_is_retried_by_the_next_run(
         m.setattr(os, "fdopen", _FullDisk(os.fdopen))
         first = cli_run(conf, "run")
     assert first.exit_code == 3, first.output
-    assert "M1 unpack raw/M1/day.zip: raw/M1/day.zip: member 'day.dat' cannot be written" in (
+    day = tmp_path / "data" / "raw" / "M1" / "day.zip"
+    assert f"stationkit: error: M1: unpack: {day}: member 'day.dat' cannot be written" in (
         first.stderr
     )
     assert "No space left on device" in first.stderr
@@ -122,7 +123,8 @@ def test_full_disk_while_writing_readings_is_retried(
         m.setattr("stationkit.pipeline.parse.write_readings", full)
         first = cli_run(conf, "run")
     assert first.exit_code == 3
-    assert "M1 parse raw/M1/a.dat: raw/M1/a.dat: cannot write" in first.stderr
+    a = tmp_path / "data" / "raw" / "M1" / "a.dat"
+    assert f"stationkit: error: M1: parse: {a}: cannot write" in first.stderr
     assert status(conf)["files"]["pending"] == 1
     assert cli_run(conf, "run").exit_code == 0
     st = status(conf)
@@ -145,8 +147,11 @@ def test_content_failures_wait_for_retry_failed(
         m.setattr("stationkit.pipeline.parse.parse_one", buggy)
         first = cli_run(conf, "run")
     assert first.exit_code == 3
-    assert "M1 unpack raw/M1/broken.zip" in first.stderr
-    assert "M1 parse raw/M1/a.dat: raw/M1/a.dat: internal error in the parser" in first.stderr
+    raw = tmp_path / "data" / "raw" / "M1"
+    assert f"stationkit: error: M1: unpack: {raw / 'broken.zip'}: " in first.stderr
+    assert f"stationkit: error: M1: parse: {raw / 'a.dat'}: internal error in the parser" in (
+        first.stderr
+    )
     quarantined = sorted(p.name for p in (tmp_path / "data" / "quarantine" / "M1").iterdir())
     assert len(quarantined) == 2
 
@@ -159,7 +164,8 @@ def test_content_failures_wait_for_retry_failed(
     assert real is not buggy
     retried = cli_run(conf, "run", "--retry-failed")
     assert retried.exit_code == 3
-    assert "M1 unpack raw/M1/broken.zip" in retried.stderr and "a.dat" not in retried.stderr
+    assert f"stationkit: error: M1: unpack: {raw / 'broken.zip'}: " in retried.stderr
+    assert "a.dat" not in retried.stderr
     st = status(conf)
     assert st["files"]["ok"] == 1 and st["files"]["failed"] == 1
     assert st["last_error"]["file"] == "raw/M1/broken.zip"

@@ -5,6 +5,7 @@ quarantined like any other (temporary names stay within the limit)."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import sys
@@ -61,6 +62,14 @@ def check_newline_name_is_escaped(root: Path, conf: str, received: Path) -> None
     status = invoke(conf, "status")
     assert status.exit_code == 0 and shown in status.stdout
     assert "forged" not in "".join(ln for ln in status.stdout.splitlines() if "\\n" not in ln)
+    failed = invoke(conf, "status", "--failed")
+    assert failed.exit_code == 0 and shown in failed.stdout
+    assert "forged" not in "".join(ln for ln in failed.stdout.splitlines() if "\\n" not in ln)
+    report = invoke(conf, "report", "--html", str(root / "report"))
+    assert report.exit_code == 0, report.output
+    page = (root / "report" / "stations" / "M1" / "index.html").read_text()
+    assert html.escape(shown) in page and NEWLINE_NAME not in page
+    assert "forged" not in "".join(ln for ln in page.splitlines() if "\\n" not in ln)
     # JSON keeps the real name: json.dumps escapes it
     (st,) = json.loads(invoke(conf, "status", "--json").stdout)
     assert st["last_error"]["file"] == f"raw/M1/{NEWLINE_NAME}"

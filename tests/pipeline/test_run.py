@@ -62,8 +62,11 @@ def test_failure_summary_hook_and_exit_code_3(tmp_path: Path) -> None:
         cli, ["--config", str(conf), "run", "--log-file", str(tmp_path / "run.log")]
     )
     assert result.exit_code == 3
-    assert "stationkit run: 1 failure(s), exit code 3" in result.stderr
-    assert "S01 parse raw/S01/b.dat: raw/S01/b.dat, line 2: duplicate column name" in result.stderr
+    bad = tmp_path / "data" / "raw" / "S01" / "b.dat"
+    assert result.stderr == (
+        f"stationkit: error: S01: parse: {bad}, line 2: duplicate column name "
+        "'AirT_C(42)' (fields 6 and 7); every column needs a unique name\n"
+    )
     assert received.read_text().startswith(
         "stationkit run: 1 failure(s), exit code 3\n  S01 parse raw/S01/b.dat"
     )

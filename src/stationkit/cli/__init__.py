@@ -7,10 +7,11 @@ import click
 from stationkit import __version__
 from stationkit.cli.calibrate import calibrate
 from stationkit.cli.check import check
-from stationkit.cli.common import Options, common_options
+from stationkit.cli.common import Options, StationkitGroup, common_options
 from stationkit.cli.export import export
 from stationkit.cli.fetch import add, fetch
 from stationkit.cli.parse import parse
+from stationkit.cli.plot import plot
 from stationkit.cli.rebuild import rebuild
 from stationkit.cli.report import report
 from stationkit.cli.run import run
@@ -18,7 +19,9 @@ from stationkit.cli.status import status
 from stationkit.cli.unpack import unpack
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="stationkit", cls=StationkitGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="stationkit")
 @common_options
 @click.pass_context
@@ -33,7 +36,9 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(Options)
 
 
-for command in (fetch, add, unpack, parse, calibrate, export, report, run, status, rebuild, check):
+for command in (
+    fetch, add, unpack, parse, calibrate, export, report, plot, run, status, rebuild, check,
+):  # fmt: skip
     cli.add_command(command)
 
 

@@ -11,6 +11,7 @@ from stationkit.cli.common import (
     common_options,
     handle_errors,
     per_station,
+    shown_path,
 )
 from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
@@ -25,14 +26,14 @@ def _text(results: list[dict[str, Any]]) -> str:
         else:
             lines.append(
                 f"{r['station']}: {r['rows']} clean rows, {r['points']} points, "
-                f"{r['flagged']} flagged ({r['qc_hits']} QC hits) -> {r['output']}"
+                f"{r['flagged']} flagged ({r['qc_hits']} QC hits) -> {shown_path(r['output'])}"
             )
             if r["warnings"]:
                 lines.append(f"  {len(r['warnings'])} warning(s): see `stationkit check`")
     return "\n".join(lines)
 
 
-@click.command()
+@click.command(short_help="Build lake/clean: calibrations, flags and QC.")
 @click.argument("stations", nargs=-1)
 @click.option("--force", is_flag=True, help="Rebuild even when no input changed.")
 @common_options

@@ -9,7 +9,7 @@ from stationkit.ledger import Ledger
 from stationkit.pipeline.check import check_station
 
 
-@click.command()
+@click.command(short_help="Validate settings and metadata against the data.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--strict",

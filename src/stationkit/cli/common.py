@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -21,7 +22,7 @@ from stationkit.faults import describe_os_error, is_environment, kind_of
 from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
 from stationkit.pipeline.preflight import preflight
-from stationkit.textsafe import SafeFormatter, show_name
+from stationkit.textsafe import show_name
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -34,6 +35,8 @@ class Options:
     verbose: int = 0
     quiet: bool = False
     json: bool = False
+    #: the loaded configuration's data directory (paths in messages are shown from here)
+    data_dir: Path | None = None
 
 
 def _merge(ctx: click.Context, **given: Any) -> Options:
@@ -74,6 +77,58 @@ def options() -> Options:
     return click.get_current_context().ensure_object(Options)
 
 
+#: the top folders of the data directory: a message argument starting with one
+#: is a path relative to the data directory
+DATA_TOPS = ("raw/", "staging/", "lake/", "exports/", "quarantine/")
+
+
+def shown_path(path: str | Path, data_dir: Path | None = None) -> str:
+    """A path as the user can open it from the current directory: relative to
+    it when inside it, else absolute. A relative ``path`` is relative to the
+    data directory (as the ledger and the stage summaries give them)."""
+    data_dir = data_dir or _current_data_dir()
+    p = Path(path)
+    if not p.is_absolute():
+        if data_dir is None:
+            return str(path)
+        p = data_dir / p
+    p = Path(os.path.abspath(p))
+    cwd = Path.cwd()
+    return os.path.relpath(p, cwd) if p.is_relative_to(cwd) else str(p)
+
+
+def _current_data_dir() -> Path | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.ensure_object(Options).data_dir if ctx is not None else None
+
+
+def where(file: str, reason: str) -> str:
+    """``file: reason`` with the file as :func:`shown_path` gives it, once
+    (reasons often start with the same path)."""
+    if not file:
+        return reason
+    shown = shown_path(file) if file.startswith(DATA_TOPS) else file
+    if reason.startswith(file) and reason[len(file) : len(file) + 1] in (":", ","):
+        return shown + reason[len(file) :]
+    return f"{shown}: {reason}"
+
+
+class _Formatter(logging.Formatter):
+    """``stationkit: warning: message``, paths shown from the current directory,
+    names escaped (:func:`stationkit.textsafe.show_name`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple) and record.args:
+            record = logging.makeLogRecord(record.__dict__)  # other handlers keep theirs
+            assert isinstance(record.args, tuple)
+            record.args = tuple(
+                shown_path(a) if isinstance(a, str) and a.startswith(DATA_TOPS) else a
+                for a in record.args
+            )
+        # escaped: a name in the message cannot add or fake a line
+        return f"stationkit: {record.levelname.lower()}: {show_name(record.getMessage())}"
+
+
 def setup_logging(opts: Options) -> None:
     level = logging.WARNING
     if opts.quiet:
@@ -86,19 +141,33 @@ def setup_logging(opts: Options) -> None:
     root.setLevel(level)
     if not any(getattr(h, "_stationkit", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(SafeFormatter("stationkit: %(levelname)s: %(message)s"))
         handler._stationkit = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for h in root.handlers:
         h.setLevel(level)
+        if getattr(h, "_stationkit", False):
+            h.setFormatter(_Formatter())
+            if isinstance(h, logging.StreamHandler):
+                h.stream = sys.stderr  # the stderr of this invocation (tests swap it)
     # asyncssh logs every connection at INFO: only with -vv
     logging.getLogger("asyncssh").setLevel(logging.DEBUG if opts.verbose >= 2 else logging.WARNING)
+
+
+def report_time() -> datetime:
+    """The time status is shown at: $SOURCE_DATE_EPOCH when set (reproducible
+    builds), else now [UTC]."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC)
 
 
 def get_config() -> Config:
     opts = options()
     path = opts.config or os.environ.get("STATIONKIT_CONFIG") or "stations.toml"
-    return load_config(Path(path))
+    config = load_config(Path(path))
+    opts.data_dir = config.data_dir
+    return config
 
 
 def emit(data: Any, text: Callable[[], str] | None = None, *, always: bool = False) -> None:
@@ -112,17 +181,72 @@ def emit(data: Any, text: Callable[[], str] | None = None, *, always: bool = Fal
             click.echo(out)
 
 
+def error_line(message: str) -> str:
+    """The one prefix every error message has."""
+    return f"stationkit: error: {message}"
+
+
 def report_errors(errors: list[tuple[str, str, str]]) -> None:
     """Failures always reach stderr: station, file and reason (names escaped)."""
     for station, file, reason in errors:
-        where = f"{station}: {show_name(file)}" if file else station
-        click.echo(f"stationkit: error: {where}: {show_name(reason)}", err=True)
+        click.echo(error_line(f"{station}: {show_name(where(file, reason))}"), err=True)
 
 
 def exit_code(failures: int, successes: int) -> int:
     if failures == 0:
         return EXIT_OK
     return EXIT_PARTIAL if successes > 0 else EXIT_FAILURE
+
+
+def json_error(message: str, kind: str, code: int) -> None:
+    """An error as the JSON object --json prints on stdout."""
+    payload = {"error": {"message": message, "kind": kind, "exit_code": code}}
+    click.echo(json.dumps(payload, indent=2, sort_keys=True))
+
+
+def show_error(exc: click.ClickException, *, as_json: bool) -> None:
+    """How every command reports a failure: ``stationkit: error: ...`` on
+    stderr (after the usage line for a usage error) and, with --json, the
+    same as a JSON object on stdout."""
+    message = exc.format_message()
+    if as_json:
+        kind = "usage" if isinstance(exc, click.UsageError) else "error"
+        json_error(message, kind, exc.exit_code)
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        click.echo(exc.ctx.get_usage(), err=True)
+        click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+    click.echo(error_line(message), err=True)
+
+
+class StationkitGroup(click.Group):
+    """A click group whose errors all read ``stationkit: error: ...`` (and are
+    JSON on stdout with --json); commands listed in the order they were added
+    (the order of the pipeline), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            options_part = argv[: argv.index("--")] if "--" in argv else argv
+            show_error(exc, as_json="--json" in options_part)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo(error_line("aborted"), err=True)
+            sys.exit(EXIT_FAILURE)
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
 
 
 def handle_errors(func: F) -> F:
@@ -161,34 +285,14 @@ def preflight_or_exit(
     found = preflight(config, stations, sources=sources)
     if found.errors:
         report_errors([(station, "", message) for station, message in found.errors])
+        if options().json:
+            problems = [f"{station}: {message}" for station, message in found.errors]
+            json_error("\n".join(problems), "error", EXIT_FAILURE)
         raise SystemExit(EXIT_FAILURE)
     if not options().quiet:
         for w in found.warnings:
             click.echo(f"stationkit: warning: {show_name(w)}", err=True)
     return found.warnings
-
-
-def tty_progress(prefix: str) -> Callable[[str], None] | None:
-    """A one-line progress display on a terminal; None elsewhere (cron stays quiet)."""
-    opts = options()
-    if opts.quiet or opts.json or not sys.stderr.isatty():
-        return None
-    width = 78
-
-    def show(item: str) -> None:
-        line = f"{prefix}: {item}"
-        if len(line) > width:
-            line = line[: width - 3] + "..."
-        click.echo("\r" + line.ljust(width), nl=False, err=True)
-
-    return show
-
-
-def tty_progress_done() -> None:
-    """Clear the progress line."""
-    opts = options()
-    if not (opts.quiet or opts.json) and sys.stderr.isatty():
-        click.echo("\r" + " " * 78 + "\r", nl=False, err=True)
 
 
 @dataclass(frozen=True)
@@ -218,6 +322,8 @@ def per_station(
     selected = config.select(stations)
     preflight_or_exit(config, selected, sources=stage == "fetch")
     results: list[dict[str, Any]] = []
+    #: stations that failed outright: in the JSON output too
+    outright: list[dict[str, Any]] = []
     errors: list[tuple[str, str, str]] = []
     ok = failed = 0
     with RunLock(config.data_dir), Ledger(config.data_dir) as ledger:
@@ -227,6 +333,7 @@ def per_station(
                 done = step(config, st, ledger)
             except StationkitError as exc:
                 errors.append((st.id, "", str(exc)))
+                outright.append({"station": st.id, "error": str(exc)})
                 failed += 1
                 ledger.record_failure(st.id, stage, "", str(exc), kind=kind_of(exc))
                 continue
@@ -238,5 +345,5 @@ def per_station(
         report_errors(errors)
         shown = ledger.pending_failures([st.id for st in selected], after=started)
         ledger.mark_reported([int(r["id"]) for r in shown])
-    emit(results, lambda: text(results))
+    emit(results + outright, lambda: text(results))
     raise SystemExit(exit_code(failed, ok))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from stationkit.cli.common import (
     handle_errors,
     preflight_or_exit,
     report_errors,
+    shown_path,
 )
 from stationkit.errors import ConfigError, LockedError, StationkitError
 from stationkit.ledger import Ledger
@@ -36,7 +38,7 @@ def split_points(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
 
 
-@click.command()
+@click.command(short_help="Write Windographer, CSV or Parquet files from lake/clean.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--format",
@@ -139,6 +141,8 @@ def export(
     results: list[dict[str, Any]] = []
     texts: list[str] = []
     errors: list[tuple[str, str, str]] = []
+    #: exports that failed: in the JSON output too
+    outright: list[dict[str, Any]] = []
     ok = failed = 0
     try:
         lock = RunLock(config.data_dir, wait=wait)
@@ -164,13 +168,14 @@ def export(
                         raise
                     except StationkitError as exc:
                         errors.append((st.id, "", str(exc).removeprefix(f"{st.id}: ")))
+                        outright.append({"station": st.id, "format": f, "error": str(exc)})
                         failed += 1
                         continue
                     results.append(s.as_dict())
-                    texts.append(s.text())
+                    texts.append(replace(s, files=[shown_path(f) for f in s.files]).text())
                     ok += 1
     finally:
         lock.release()
     report_errors(errors)
-    emit(results, lambda: "\n".join(texts))
+    emit(results + outright, lambda: "\n".join(texts))
     raise SystemExit(exit_code(failed, ok))

@@ -22,7 +22,7 @@ from stationkit.lock import RunLock
 from stationkit.pipeline.fetch import add_files, fetch_station
 
 
-@click.command()
+@click.command(short_help="Pull new or changed files from each station's source.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--force", is_flag=True, help="Fetch even if the station's fetch interval has not passed."
@@ -58,7 +58,7 @@ def fetch(stations: tuple[str, ...], force: bool) -> None:
     )
 
 
-@click.command()
+@click.command(short_help="Add files to a station by hand (a manual upload).")
 @click.argument("station")
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -9,15 +9,14 @@ from stationkit.cli.common import (
     common_options,
     handle_errors,
     per_station,
-    tty_progress,
-    tty_progress_done,
 )
+from stationkit.cli.progress import progress_display
 from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
 from stationkit.pipeline.parse import parse_station
 
 
-@click.command()
+@click.command(short_help="Parse new files into lake/readings (tidy Parquet).")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--jobs",
@@ -49,15 +48,10 @@ def parse(stations: tuple[str, ...], jobs: int, retry_failed: bool) -> None:
     """
 
     def step(config: Config, st: StationConfig, ledger: Ledger) -> StationStep:
-        s = parse_station(
-            config,
-            st,
-            ledger,
-            progress=tty_progress(f"parsing {st.id}"),
-            jobs=jobs,
-            retry_failed=retry_failed,
-        )
-        tty_progress_done()
+        with progress_display() as show:
+            s = parse_station(
+                config, st, ledger, progress=show, jobs=jobs, retry_failed=retry_failed
+            )
         return StationStep(s.as_dict(), s.errors, s.parsed, s.failed)
 
     per_station(

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import click
 
-from stationkit.cli.common import common_options, emit, get_config, handle_errors, report_errors
+from stationkit.cli.common import (
+    common_options,
+    emit,
+    error_line,
+    get_config,
+    handle_errors,
+    report_errors,
+)
 from stationkit.pipeline.rebuild import rebuild as rebuild_stations
 
 
-@click.command()
+@click.command(short_help="Recreate lake and exports from raw/ alone; --check compares.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--check",
@@ -42,7 +49,8 @@ def rebuild(stations: tuple[str, ...], check: bool) -> None:
     )
     if result.differences:
         click.echo(
-            f"stationkit: {len(result.differences)} output file(s) differ from a rebuild", err=True
+            error_line(f"{len(result.differences)} output file(s) differ from a rebuild"),
+            err=True,
         )
         raise SystemExit(1)
     raise SystemExit(3 if result.failures else 0)

@@ -11,15 +11,17 @@ import click
 from stationkit.cli.common import (
     common_options,
     emit,
+    error_line,
     get_config,
     handle_errors,
     options,
     preflight_or_exit,
-    tty_progress,
-    tty_progress_done,
+    report_errors,
 )
+from stationkit.cli.progress import progress_display, progress_done
 from stationkit.errors import LockedError
-from stationkit.pipeline.run import RunResult, notify_failure, run_stations
+from stationkit.pipeline.run import EARLIER, RunResult, notify_failure, run_stations
+from stationkit.progress import ProgressCallback
 from stationkit.textsafe import SafeFormatter, show_name
 
 
@@ -32,7 +34,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     return int(m.group(1)), int(m.group(2))
 
 
-@click.command()
+@click.command(short_help="Every stage for each station, incrementally (for cron).")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--wait", is_flag=True, help="Wait for a concurrent run to finish instead of exiting."
@@ -76,17 +78,21 @@ def run(
     log_file: Path | None,
     retry_failed: bool,
 ) -> None:
-    """Run fetch, unpack and parse for each station, incrementally, under a lock.
+    """Run every stage for each station, incrementally, under a lock: fetch,
+    unpack, parse, calibrate and the exports configured in stations.toml.
 
-    Silent on success (use -v for a summary); failures go to stderr naming
-    station, stage, file and reason, and to the on_failure command of
-    stations.toml -- those of an earlier run that was killed too. A failure
-    caused by the environment (full disk, I/O error, missing password
-    variable, connection) is retried by the next run by itself; one caused
-    by a file's content only when the file or the station's settings change,
-    or with --retry-failed. A second concurrent run exits at once with code
-    0 (or waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
-    files or stations failed).
+    Then the fleet checks: a station whose newest data has become older than
+    its stale_after_hours is reported once (until data arrives again), and
+    the HTML report of [report] html is written again. Silent on success
+    (use -v for a summary; a progress display on a terminal); failures go to
+    stderr naming station, stage, file and reason, and to the on_failure
+    command of stations.toml -- those of an earlier run that was killed too.
+    A failure caused by the environment (full disk, I/O error, missing
+    password variable, connection) is retried by the next run by itself; one
+    caused by a file's content only when the file or the station's settings
+    change, or with --retry-failed. A second concurrent run exits at once
+    with code 0 (or waits with --wait). Exit 0, 1 (nothing could be done),
+    or 3 (some files or stations failed, or a station went stale).
 
     \b
     Example (crontab: every hour, two hosts splitting the fleet):
@@ -109,31 +115,39 @@ def run(
     warnings = preflight_or_exit(config, selected, sources=True)
     log = logging.getLogger("stationkit.run")
 
-    def report(result: RunResult) -> None:
-        tty_progress_done()
+    def report(result: RunResult, show: ProgressCallback | None) -> None:
+        progress_done(show)  # the bars leave the terminal before the report
         if not result.failures:
             return
-        click.echo(result.failure_summary(), err=True)
+        report_errors(
+            [
+                (f"{f.station}: {f.stage}", f.file, f.reason + (EARLIER if f.earlier else ""))
+                for f in result.failures
+            ]
+        )
         for f in result.failures:
             log.info("failure: %s %s %s: %s", f.station, f.stage, f.file, f.reason)
         problem = notify_failure(config, result)
         if problem:
-            click.echo(f"stationkit: error: {show_name(problem)}", err=True)
+            click.echo(error_line(show_name(problem)), err=True)
 
     try:
-        result = run_stations(
-            config,
-            selected,
-            wait=wait,
-            force=force,
-            jobs=jobs,
-            shard=shard,
-            progress=tty_progress("run"),
-            retry_failed=retry_failed,
-            report=report,
-        )
+        with progress_display() as show:
+            result = run_stations(
+                config,
+                selected,
+                wait=wait,
+                force=force,
+                jobs=jobs,
+                shard=shard,
+                progress=show,
+                retry_failed=retry_failed,
+                report=lambda result: report(result, show),
+            )
     except LockedError as exc:
-        click.echo(f"stationkit: {exc}", err=True)
+        # cron: a run still going is not a failure; say so once, exit 0
+        click.echo(f"stationkit: warning: {exc}", err=True)
+        emit({"exit_code": 0, "skipped": str(exc)})
         raise SystemExit(0) from None
     emit({**result.as_dict(), "warnings": warnings}, result.text)
     raise SystemExit(result.exit_code)

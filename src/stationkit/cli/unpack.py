@@ -15,7 +15,7 @@ from stationkit.ledger import Ledger
 from stationkit.pipeline.unpack import unpack_station
 
 
-@click.command()
+@click.command(short_help="Extract new archives (zip, 7z, gz, xz, tar) into staging/.")
 @click.argument("stations", nargs=-1)
 @click.option(
     "--retry-failed",

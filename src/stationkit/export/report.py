@@ -15,9 +15,10 @@ together) and calendar month (in the report's time zone):
 * ``longest_gap_steps`` / ``longest_gap_start`` -- the longest run of
   expected time steps without a value, including runs at the month's edges.
 
-:func:`heatmap_png` draws points x months coloured by recovery (red 0 %,
-yellow 50 %, green 100 %, grey where nothing was expected), each cell
-labelled with its value, into a deterministic PNG.
+:func:`heatmap_png` draws points x months coloured by recovery on a scale
+where 80 % reads as bad (:data:`RECOVERY_SCALE`: red up to 80 %, orange
+90 %, yellow 95 %, green from 98 %; grey where nothing was expected), each
+cell labelled with its value, into a deterministic PNG.
 """
 
 from __future__ import annotations
@@ -258,79 +259,163 @@ def to_text(rows: Sequence[MonthAvailability]) -> str:
     return "\n".join([fmt(titles), fmt(["-" * w for w in widths]), *(fmt(c) for c in cells)])
 
 
-def heatmap_png(rows: Sequence[MonthAvailability], *, title: str = "Data availability") -> bytes:
-    """Points x months coloured by data recovery [%], as PNG bytes.
+#: the recovery colour scale: (recovery %, colour). 80 % is plainly red,
+#: 90 % orange, 95 % yellow; only 98 % and above turn green.
+RECOVERY_SCALE = (
+    (0.0, "#67000d"),
+    (50.0, "#a50f15"),
+    (80.0, "#de2d26"),
+    (90.0, "#fc8d59"),
+    (95.0, "#fee08b"),
+    (98.0, "#d9ef8b"),
+    (100.0, "#1a9850"),
+)
+NO_DATA_COLOUR = "#d9d9d9"
+#: colour-bar ticks [%]
+RECOVERY_TICKS = (0, 20, 40, 60, 80, 90, 100)
+#: heatmap cell size [in] and cell text size [pt] when cells are labelled
+CELL_WIDTH_IN = 0.8
+CELL_HEIGHT_IN = 0.34
+CELL_FONT_PT = 8.0
+#: a labelled heatmap may not be taller than this [in]; beyond, cells shrink unlabelled
+MAX_HEIGHT_IN = 60.0
+MAX_WIDTH_IN = 40.0
 
-    The same rows give the same bytes (no time stamp or software tag in the
-    PNG). Rows are ``station point`` when more than one station is shown.
+
+def recovery_cmap() -> Any:
+    """The matplotlib colour map of :data:`RECOVERY_SCALE` over 0..1 (= 0..100 %)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list(
+        "stationkit_recovery", [(pct / 100.0, colour) for pct, colour in RECOVERY_SCALE], N=1000
+    ).with_extremes(bad=NO_DATA_COLOUR)
+
+
+def recovery_colour(pct: float | None) -> str:
+    """``#rrggbb`` of a recovery [%] on :data:`RECOVERY_SCALE` (grey for None)."""
+    from matplotlib.colors import to_hex
+
+    if pct is None or math.isnan(pct):
+        return NO_DATA_COLOUR
+    return str(to_hex(recovery_cmap()(min(max(pct, 0.0), 100.0) / 100.0)))
+
+
+def text_colour(background: str) -> str:
+    """Black or white, whichever reads on ``background`` (``#rrggbb``)."""
+    r, g, b = (int(background[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#ffffff" if 0.299 * r + 0.587 * g + 0.114 * b < 0.55 else "#000000"
+
+
+def _cell_text(recovery: float, flagged: float) -> str:
+    text = f"{recovery:.0f}" if recovery >= 99.95 or recovery < 0.05 else f"{recovery:.1f}"
+    if flagged > 0:
+        text += "\n" + (f"{flagged:.0f}% flg" if flagged >= 0.5 else "<1% flg")
+    return text
+
+
+def heatmap_figure(rows: Sequence[MonthAvailability], *, title: str = "Data availability") -> Any:
+    """Points x months coloured by data recovery [%], as a matplotlib Figure.
+
+    Each cell is labelled with its recovery (and the share of its time steps
+    flagged, "3% flg") while the map has at most
+    :data:`ANNOTATE_MAX_MONTHS` months and fits :data:`MAX_HEIGHT_IN` at
+    :data:`CELL_HEIGHT_IN` per row: 80 points x 36 months are labelled in
+    8 pt. Month labels are at the bottom, and on top too for more than 20
+    rows; the title and caption wrap to the width.
+    Rows are ``station point`` when more than one station is shown.
     """
+    import textwrap
+
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
+
+    from stationkit.export.plot import mpl_text
 
     stations = list(dict.fromkeys(r.station for r in rows))
     keys = list(dict.fromkeys((r.station, r.point) for r in rows))
     months = sorted({r.month for r in rows})
     grid = np.full((max(len(keys), 1), max(len(months), 1)), np.nan)
     flagged = np.zeros_like(grid)
+    index = {k: i for i, k in enumerate(keys)}
+    column = {m: j for j, m in enumerate(months)}
     for r in rows:
         if r.expected > 0:
-            i, j = keys.index((r.station, r.point)), months.index(r.month)
+            i, j = index[(r.station, r.point)], column[r.month]
             grid[i, j] = min(r.recovery_pct, 100.0)
             flagged[i, j] = r.flagged_pct
-    names = [f"{s} {p}" if len(stations) > 1 else p for s, p in keys] or ["(no data)"]
-    annotate = len(months) <= ANNOTATE_MAX_MONTHS
-    cell = 0.85 if annotate else 0.3
-    width = min(
-        40.0,
-        max(2.8 + cell * len(months) + 0.07 * max(len(n) for n in names), 1.0 + 0.085 * len(title)),
+    names = [mpl_text(f"{s} {p}" if len(stations) > 1 else p) for s, p in keys] or ["(no data)"]
+    longest = max(len(n) for n in names)
+    label_in = 0.3 + 0.075 * longest  # row labels at 8 pt
+    n_rows, n_cols = grid.shape
+    annotate = len(months) <= ANNOTATE_MAX_MONTHS and 2.4 + CELL_HEIGHT_IN * n_rows <= MAX_HEIGHT_IN
+    cell_w = CELL_WIDTH_IN if annotate else 0.3
+    cell_h = CELL_HEIGHT_IN if annotate else min(CELL_HEIGHT_IN, (MAX_HEIGHT_IN - 2.4) / n_rows)
+    bar_in = 1.2
+    plot_w = cell_w * n_cols
+    width = min(MAX_WIDTH_IN, max(6.5, label_in + plot_w + bar_in + 0.3))
+    plot_w = min(plot_w, width - label_in - bar_in - 0.3)
+    plot_h = cell_h * n_rows
+    # room for the month labels (top and bottom, vertical when many), title and caption
+    month_in = 0.75 if len(months) > 12 else 0.3
+    title_lines = textwrap.wrap(title, width=max(20, int(width * 72 / (0.6 * 12))))
+    caption = (
+        "Cells: data recovery [%] and, when some values were flagged, the share of time "
+        "steps flagged (flg). Grey: outside the station's period."
     )
-    height = min(60.0, 1.9 + 0.32 * len(names))
+    caption_lines = textwrap.wrap(caption, width=max(20, int(width * 72 / (0.6 * 8))))
+    labels_on_top = n_rows > 20  # far from the bottom labels
+    bar_h = min(max(plot_h, 2.5), 6.0)
+    top_in = 0.25 + 0.25 * len(title_lines) + (month_in if labels_on_top else 0.1)
+    bottom_in = 0.2 + month_in + 0.16 * len(caption_lines) + max(0.0, bar_h - plot_h)
+    height = top_in + plot_h + bottom_in
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    import matplotlib
-
-    cmap = ListedColormap(matplotlib.colormaps["RdYlGn"](np.linspace(0, 1, 256))).with_extremes(
-        bad="#d9d9d9"
-    )
+    ax = fig.add_axes((label_in / width, bottom_in / height, plot_w / width, plot_h / height))
+    cmap = recovery_cmap()
     image = ax.imshow(
         np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto",
         interpolation="nearest",
     )  # fmt: skip
-    ax.set_xticks(range(len(months)), months or [""], rotation=90 if len(months) > 12 else 0)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xticks(np.arange(-0.5, len(months), 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, len(names), 1), minor=True)
+    rotation = 90 if len(months) > 12 else 0
+    ax.set_xticks(range(len(months)), months or [""], rotation=rotation, fontsize=8)
+    ax.tick_params(axis="x", top=labels_on_top, labeltop=labels_on_top)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xticks(np.arange(-0.5, n_cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, n_rows, 1), minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
-    ax.set_title(title)
+    fig.text(0.1 / width, 1 - 0.15 / height, "\n".join(title_lines), fontsize=12, va="top")
+    fig.text(0.1 / width, 0.1 / height, "\n".join(caption_lines), fontsize=8, va="bottom")
     if annotate:
         for i in range(len(keys)):
             for j in range(len(months)):
                 v = grid[i, j]
                 if math.isnan(v):
                     continue
-                red, green, blue, _ = cmap(v / 100.0)
-                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-                text = f"{v:.0f}" if v >= 99.5 or v < 0.5 else f"{v:.1f}"
-                if flagged[i, j] > 0:
-                    share = f"{flagged[i, j]:.0f}%" if flagged[i, j] >= 0.5 else "<1%"
-                    text += f"\n{share} flagged"
                 ax.text(
-                    j, i, text, ha="center", va="center", fontsize=7.5,
-                    color="white" if dark else "black",
+                    j, i, _cell_text(v, flagged[i, j]), ha="center", va="center",
+                    fontsize=CELL_FONT_PT, linespacing=1.0,
+                    color=text_colour(recovery_colour(v)),
                 )  # fmt: skip
-    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-    bar.set_label("Data recovery [%]")
-    if annotate:
-        ax.set_xlabel(
-            "Cells: data recovery [%] (and the share of time steps flagged); "
-            "grey: outside the station's period",
-            fontsize=8,
+    cax = fig.add_axes(
+        (
+            (label_in + plot_w + 0.25) / width,
+            (bottom_in + plot_h - bar_h) / height,
+            0.18 / width,
+            bar_h / height,
         )
-    fig.tight_layout()
+    )
+    bar = fig.colorbar(image, cax=cax, ticks=RECOVERY_TICKS)
+    bar.ax.tick_params(labelsize=8)
+    bar.set_label("Data recovery [%]", fontsize=8)
+    return fig
+
+
+def heatmap_png(rows: Sequence[MonthAvailability], *, title: str = "Data availability") -> bytes:
+    """:func:`heatmap_figure` as PNG bytes. The same rows give the same bytes
+    (no time stamp or software tag in the PNG)."""
+    fig = heatmap_figure(rows, title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -49,6 +48,7 @@ from stationkit.parsers.registry import detect_format, get_parser
 from stationkit.parsers.sources import read_head
 from stationkit.pipeline.unpack import stale_member_ids
 from stationkit.plausible import Window
+from stationkit.progress import Progress, ProgressCallback, notify
 from stationkit.store import READINGS_LAYOUT, readings_path, write_readings
 from stationkit.timeconv import resolve, to_period_start_utc
 
@@ -172,14 +172,16 @@ def parse_station(
     station: StationConfig,
     ledger: Ledger,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     jobs: int = 1,
     retry_failed: bool = False,
 ) -> ParseSummary:
     """Parse every new file version of ``station``; failures do not stop the rest.
 
     ``retry_failed`` also parses again the files that failed before (their
-    quarantined copy goes when they succeed)."""
+    quarantined copy goes when they succeed). ``progress`` gets (station,
+    "parse", files done, files to parse, file) once before the first file and
+    after each (:mod:`stationkit.progress`)."""
     summary = ParseSummary(station.id)
     data_dir = config.data_dir
     # clock settings the station leaves out come from its IEA document (DESIGN: Time)
@@ -194,21 +196,24 @@ def parse_station(
     rows = ledger.files_to_parse(station.id)
     # read in this thread: the workers never touch the ledger
     bounds = {row.id: plausible.window(station, source_mtime(ledger, row)) for row in rows}
+    notify(progress, Progress(station.id, "parse", 0, len(rows)))
 
     def work(row: FileRow) -> Outcome:
-        if progress is not None:
-            progress(row.path)
         return _parse_and_write(config, station, row, clock, bounds[row.id])
+
+    def record(i: int, row: FileRow, outcome: Outcome) -> None:
+        _record(ledger, data_dir, station, row, outcome, summary)
+        notify(progress, Progress(station.id, "parse", i + 1, len(rows), row.path))
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parse") as pool:
             outcomes = pool.map(work, rows)
-            for row, outcome in zip(rows, outcomes, strict=True):
-                _record(ledger, data_dir, station, row, outcome, summary)
+            for i, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+                record(i, row, outcome)
     else:
-        for row in rows:
-            _record(ledger, data_dir, station, row, work(row), summary)
+        for i, row in enumerate(rows):
+            record(i, row, work(row))
     for row in rows:
         if row.id in retried and _quarantined(data_dir, row).exists():
             outcome_row = ledger.conn.execute(

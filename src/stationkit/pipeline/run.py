@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,18 @@ from stationkit.lock import RunLock
 from stationkit.pipeline.calibrate import calibrate_station
 from stationkit.pipeline.export import export_configured
 from stationkit.pipeline.fetch import fetch_station
+from stationkit.pipeline.health import newly_stale, staleness
+from stationkit.pipeline.html_report import write_html_report
 from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
+from stationkit.progress import STATIONS, Progress, ProgressCallback, notify
 from stationkit.textsafe import show_name
 
 log = logging.getLogger(__name__)
+
+
+#: what follows the reason of a failure an earlier, interrupted run recorded
+EARLIER = " (recorded by an earlier run that was interrupted)"
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ class StationRun:
     fatal: bool = False
     #: workers for the files of this station
     file_jobs: int = 1
-    #: called with "<stage> <file>" as work proceeds (a terminal's progress line)
-    progress: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    #: called as work proceeds (:mod:`stationkit.progress`)
+    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
     #: unpack and parse again what failed for its content before
     retry_failed: bool = False
 
@@ -88,11 +96,13 @@ class RunResult:
     unreported ones of earlier runs that were interrupted."""
 
     runs: list[StationRun] = field(default_factory=list)
+    #: failures of no one station (the fleet report)
+    fleet_failures: list[Failure] = field(default_factory=list)
     earlier: list[Failure] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Failure]:
-        return [f for r in self.runs for f in r.failures] + self.earlier
+        return [f for r in self.runs for f in r.failures] + self.fleet_failures + self.earlier
 
     @property
     def errors(self) -> list[tuple[str, str, str]]:
@@ -144,7 +154,7 @@ class RunResult:
         lines = [f"stationkit run: {len(self.failures)} failure(s), exit code {self.exit_code}"]
         for f in self.failures:
             where = f"{f.station} {f.stage}" + (f" {show_name(f.file)}" if f.file else "")
-            note = " (recorded by an earlier run that was interrupted)" if f.earlier else ""
+            note = EARLIER if f.earlier else ""
             lines.append(f"  {where}: {show_name(f.reason)}{note}")
         return "\n".join(lines)
 
@@ -210,13 +220,12 @@ def _unpack(config: Config, station: StationConfig, ledger: Ledger, run: Station
 
 
 def _parse(config: Config, station: StationConfig, ledger: Ledger, run: StationRun) -> None:
-    show = run.progress
     p = parse_station(
         config,
         station,
         ledger,
         jobs=run.file_jobs,
-        progress=(lambda path: show(f"{station.id} parse {path}")) if show else None,
+        progress=run.progress,
         retry_failed=run.retry_failed,
     )
     run.stages["parse"] = p.as_dict()
@@ -257,6 +266,7 @@ def process_station(
 ) -> None:
     """Every stage after fetch, on what the ledger holds."""
     for stage in PROCESS_STAGES:
+        notify(run.progress, Progress(station.id, stage.__name__.strip("_"), 0, None))
         stage(config, station, ledger, run)
 
 
@@ -267,13 +277,12 @@ def run_station(
     *,
     force: bool = False,
     file_jobs: int = 1,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     retry_failed: bool = False,
 ) -> StationRun:
     """The chain for one station."""
     run = StationRun(station.id, file_jobs=file_jobs, progress=progress, retry_failed=retry_failed)
-    if progress is not None:
-        progress(f"{station.id} fetch")
+    notify(progress, Progress(station.id, "fetch", 0, None))
     try:
         _fetch(config, station, ledger, run, force)
         process_station(config, station, ledger, run)
@@ -307,15 +316,19 @@ def run_stations(
     force: bool = False,
     jobs: int = 1,
     shard: tuple[int, int] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressCallback | None = None,
     retry_failed: bool = False,
     report: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress.
 
-    ``report`` is called with the result while the lock is still held; the
-    failures it was given are then marked reported in the ledger."""
+    ``progress`` gets each stage's events (:mod:`stationkit.progress`) and,
+    as stations finish, ("", "stations", finished, total, station).
+    ``report`` is called with the result (:func:`after_run`'s failures
+    included) while the lock is still held; the failures it was given are then
+    marked reported in the ledger."""
     selected = select_shard(stations, shard)
+    finished = _Counter(len(selected), progress)
     # workers go to stations first; what is left over parses a station's files in parallel
     file_jobs = max(1, jobs // max(1, len(selected)))
     options: dict[str, Any] = {
@@ -331,7 +344,7 @@ def run_stations(
     ):
         started = main.last_failure_id()
         if jobs <= 1 or len(selected) <= 1:
-            runs = [run_station(config, st, main, **options) for st in selected]
+            runs = [finished.done(run_station(config, st, main, **options)) for st in selected]
         else:
             # one ledger connection per worker thread, reused across its stations
             local = threading.local()
@@ -341,7 +354,7 @@ def run_stations(
                 if not hasattr(local, "ledger"):
                     local.ledger = Ledger(config.data_dir)
                     opened.append(local.ledger)
-                return run_station(config, st, local.ledger, **options)
+                return finished.done(run_station(config, st, local.ledger, **options))
 
             try:
                 with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="station") as pool:
@@ -350,6 +363,7 @@ def run_stations(
                 for ledger in opened:
                     ledger.close()
         result = RunResult(runs)
+        after_run(config, selected, main, result, progress=progress)
         pending = _pending(main, [st.id for st in selected], started, result)
         if report is not None:
             report(result)
@@ -403,6 +417,65 @@ def _still_open(ledger: Ledger, row: sqlite3.Row) -> bool:
         "SELECT superseded_by FROM files WHERE id=?", (row["file_id"],)
     ).fetchone()
     return superseded is None or superseded[0] is None
+
+
+class _Counter:
+    """Reports finished stations to a progress callback (from any worker thread)."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None) -> None:
+        self.total, self.progress, self.count = total, progress, 0
+        self.lock = threading.Lock()
+        notify(progress, Progress("", STATIONS, 0, total, unit="stations"))
+
+    def done(self, run: StationRun) -> StationRun:
+        with self.lock:
+            self.count += 1
+            notify(
+                self.progress,
+                Progress("", STATIONS, self.count, self.total, run.station, unit="stations"),
+            )
+        return run
+
+
+def after_run(
+    config: Config,
+    stations: Sequence[StationConfig],
+    ledger: Ledger,
+    result: RunResult,
+    *,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """What a run does for the fleet once its stations are done: a station
+    that has newly gone stale is a failure (once per stale episode, see
+    :func:`stationkit.pipeline.health.newly_stale`), and the HTML report of
+    ``[report] html`` is written again.
+
+    A stale failure is recorded in the ledger like a stage's (reported by the
+    next run if this one is killed before it reports) and resolved once the
+    station is fresh again."""
+    now = datetime.now(UTC)
+    runs = {r.station: r for r in result.runs}
+    stale = dict(newly_stale(config, stations, ledger, now))
+    for st in stations:
+        message = stale.get(st.id)
+        if message is not None:
+            failure = Failure(st.id, "health", "", message)
+            runs[st.id].failures.append(failure)
+            _note(ledger, failure)
+        elif not staleness(config, st, ledger, now).stale:
+            ledger.resolve_failures(st.id, "health")
+    folder = config.report.html
+    if folder is None:
+        return
+    try:
+        done = write_html_report(
+            config, config.select(), ledger, folder, now=now, progress=progress
+        )
+        for station, error in done.errors:
+            result.fleet_failures.append(Failure(station, "report", "", error))
+    except (StationkitError, OSError) as exc:
+        log.debug("the HTML report failed", exc_info=True)
+        result.fleet_failures.append(Failure("fleet", "report", str(folder), str(exc)))
 
 
 MARKER = ".stationkit-run-in-progress"

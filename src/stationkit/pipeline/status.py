@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+import polars as pl
+import pyarrow as pa
+
+from stationkit.config import Config, StationConfig
 from stationkit.ledger import Ledger
+from stationkit.pipeline.health import failed_files, staleness, suspect_points
+
+log = logging.getLogger(__name__)
 
 STATES = ("pending", "ok", "failed", "skipped", "archive", "superseded")
 
@@ -60,3 +70,42 @@ def station_status(ledger: Ledger, station: str) -> dict[str, Any]:
         ),
         "pending_failures": pending,
     }
+
+
+def fleet_status(
+    config: Config,
+    stations: Sequence[StationConfig],
+    ledger: Ledger,
+    now: datetime,
+    *,
+    suspects: bool = True,
+) -> list[dict[str, Any]]:
+    """:func:`station_status` of each station with its health at ``now``:
+    ``health`` (state, stale, last data, age, threshold), ``failed_files`` (how many; :func:`failed_files` lists them)
+    and ``suspect`` (points QC flags hit too often; see
+    :mod:`stationkit.pipeline.health`)."""
+    out = []
+    for st in stations:
+        row = station_status(ledger, st.id)
+        row["health"] = staleness(config, st, ledger, now).as_dict()
+        row["failed_files"] = sum(1 for f in failed_files(config, st.id, ledger) if f.path)
+        row["suspect"] = _suspects(config, st) if suspects else None
+        out.append(row)
+    return out
+
+
+def _suspects(config: Config, station: StationConfig) -> dict[str, Any] | None:
+    """The suspect points, or an ``error`` when lake/clean cannot be read:
+    a status never fails for one station's data."""
+    try:
+        return suspect_points(config, station).as_dict()
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
+        log.info("%s: suspect sensors not known: lake/clean unreadable (%s)", station.id, exc)
+        return {"error": f"lake/clean unreadable ({exc})", "points": []}
+
+
+def failed_list(
+    config: Config, stations: Sequence[StationConfig], ledger: Ledger
+) -> list[dict[str, Any]]:
+    """Every failed or quarantined file (and failing fetch) of ``stations``."""
+    return [f.as_dict() for st in stations for f in failed_files(config, st.id, ledger)]
