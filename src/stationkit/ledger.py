@@ -37,7 +37,7 @@ from typing import Any
 from stationkit.layout import prepare_data_dir
 
 LEDGER_NAME = "state.sqlite"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS parses (
     parsed_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS parses_station ON parses(station, status);
+-- the newest data of a station (status, staleness) from the index alone
+CREATE INDEX IF NOT EXISTS parses_last ON parses(station, status, last_ts);
+-- what the calibrate stage's no-op check reads, from the index alone
+CREATE INDEX IF NOT EXISTS parses_outputs
+    ON parses(station, status, file_id, output, first_ts, last_ts, readings);
 CREATE TABLE IF NOT EXISTS fetches (
     station TEXT PRIMARY KEY,
     last_attempt_at TEXT,

@@ -77,6 +77,8 @@ from stationkit.ledger import Ledger, iso
 log = logging.getLogger(__name__)
 
 STAGE = "calibrate"
+#: the parse stage's settings fingerprint (pipeline/parse.py SETTINGS_STAGE)
+PARSE_SETTINGS = "parse-settings"
 #: the parse stage's warning for rows that share a timestamp (pipeline/parse.py)
 _DUPLICATE_WARNING = "rows with the same timestamp"
 
@@ -219,10 +221,8 @@ def _certificates(value: Any) -> list[str]:
 def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> StationInputs:
     """The current readings files, channel facts, flag logs and the fingerprint."""
     data_dir = config.data_dir
-    base = config.path.parent
     files: list[ReadingsFile] = []
     channels: dict[str, ChannelFacts] = {}
-    readings_fp: list[Any] = []
     identities: dict[int, list[Any]] = {}
     seen: dict[str, dict[str, ChannelFacts]] = {}
     rows = [r for r in ledger.parse_rows(station.id, "ok") if r["output"]]
@@ -266,15 +266,35 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
             time,
         ]
         identities[row["file_id"]] = identity
-        readings_fp.append(identity)
     logs: list[tuple[Path, str]] = []
-    logs_fp: list[Any] = []
     for row in ledger.parse_rows(station.id, "skipped"):
         file_row = ledger.get_file(row["file_id"])
         path = data_dir / file_row.path
         if file_row.superseded_by is None and is_flag_log(path):
             logs.append((path, file_row.path))
-            logs_fp.append([file_row.id, file_row.sha256])
+    fingerprint = station_fingerprint(config, station, ledger)
+    return StationInputs(tuple(files), channels, tuple(logs), fingerprint, identities)
+
+
+def station_fingerprint(config: Config, station: StationConfig, ledger: Ledger) -> str:
+    """What a station's lake/clean depends on, cheaply: one pass over its ledger
+    rows in SQLite (what each current readings file and flagging log is, never
+    when it was made), the station's settings and the documents they name.
+
+    The same whenever nothing a build reads has changed: the hourly no-op run
+    compares it and reads nothing more.
+    """
+    base = config.path.parent
+    h = hashlib.sha256()
+    # file ids are hashes of content and identity, and what a parse made of a
+    # file follows from its content and the parse settings (below)
+    for row in ledger.conn.execute(
+        "SELECT file_id, status, output, first_ts, last_ts, readings FROM parses "
+        "WHERE station = ? AND status IN ('ok', 'skipped') ORDER BY file_id",
+        (station.id,),
+    ):
+        h.update(repr(tuple(row)).encode())
+        h.update(b"\n")
     documents: dict[str, str] = {}
     if station.metadata is not None:
         documents[str(station.metadata)] = _file_digest(station.metadata)
@@ -299,12 +319,13 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
             "averaging_period_minutes": station.averaging_period_minutes,
             "metadata": str(station.metadata) if station.metadata else None,
         },
+        "clock": station_clock(station).offset_hours,
+        "parse_settings": ledger.build_fingerprint(station.id, PARSE_SETTINGS),
         "sections": {k: station.extra.get(k) for k in ("points", "sensors", "flags", "qc")},
         "documents": documents,
-        "readings": readings_fp,
-        "logs": logs_fp,
+        "ledger": h.hexdigest(),
     }
-    return StationInputs(tuple(files), channels, tuple(logs), _digest(state), identities)
+    return _digest(state)
 
 
 def _digest(value: Any) -> str:
@@ -335,18 +356,23 @@ def calibrate_station(
     summary = CalibrateSummary(station.id)
     folder = clean_dir(config.data_dir, station.id)
     summary.output = folder.relative_to(config.data_dir).as_posix()
-    inputs = gather_inputs(config, station, ledger)
-    summary.files = len(inputs.files)
     recorded = ledger.partitions(station.id)
     summary.months = sum(1 for r in recorded.values() if r["rows"])
     if (
         not force
-        and ledger.build_fingerprint(station.id, STAGE) == inputs.fingerprint
+        and ledger.build_fingerprint(station.id, STAGE)
+        == station_fingerprint(config, station, ledger)
         and _files_present(config.data_dir, recorded)
     ):
         summary.up_to_date = True
+        summary.files = ledger.conn.execute(
+            "SELECT count(*) FROM parses WHERE station=? AND status='ok' AND output IS NOT NULL",
+            (station.id,),
+        ).fetchone()[0]
         log.info("%s: clean data up to date, nothing to do", station.id)
         return summary
+    inputs = gather_inputs(config, station, ledger)
+    summary.files = len(inputs.files)
     try:
         summary = _build(
             config, station, ledger, inputs, summary, recorded, force, memory_limit, threads
