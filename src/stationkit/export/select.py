@@ -203,16 +203,28 @@ def _excluded(sel: Selection) -> pl.Expr:
     return flags.list.eval(pl.element().is_in(names.implode())).list.any().fill_null(False)
 
 
-def _check_schema(files: Sequence[Path]) -> None:
-    needed = {"timestamp", "point", "measurement_type", "height_m", "statistic", "value", "flags"}
-    for path in files:
-        names = set(pq.read_schema(path).names)
-        missing = needed - names
-        if missing:
-            raise ExportError(
-                f"{path}: not a lake/clean file (missing column(s) {', '.join(sorted(missing))}); "
-                "rebuild it with `stationkit calibrate`"
-            )
+_NEEDED = frozenset(
+    {"timestamp", "point", "measurement_type", "height_m", "statistic", "value", "flags"}
+)
+
+
+def _footer(path: Path) -> dict[str, Any] | None:
+    """Check a clean file's columns; return its summary when it is a month file
+    that has one (one read of the footer)."""
+    md = pq.read_metadata(path)
+    missing = _NEEDED - set(md.schema.to_arrow_schema().names)
+    if missing:
+        raise ExportError(
+            f"{path}: not a lake/clean file (missing column(s) {', '.join(sorted(missing))}); "
+            "rebuild it with `stationkit calibrate`"
+        )
+    if month_of_name(path.name) is None:
+        return None
+    text = (md.metadata or {}).get(SUMMARY_KEY)
+    if text is None:
+        return None
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 _KIND_SCHEMA: dict[str, pl.DataType] = {
@@ -226,17 +238,6 @@ _KIND_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _summary(path: Path) -> dict[str, Any] | None:
-    """The summary in a month file's footer, or None."""
-    if month_of_name(path.name) is None:
-        return None
-    text = (pq.read_metadata(path).metadata or {}).get(SUMMARY_KEY)
-    if text is None:
-        return None
-    found: dict[str, Any] = json.loads(text)
-    return found
-
-
 def _decimals(doc: dict[str, Any], sel: Selection) -> dict[tuple[str, str | None], int]:
     """(point, statistic) -> the decimals the logger wrote, from a summary."""
     return {
@@ -246,11 +247,10 @@ def _decimals(doc: dict[str, Any], sel: Selection) -> dict[tuple[str, str | None
     }
 
 
-def _summarised(
-    path: Path, sel: Selection, doc: dict[str, Any] | None
-) -> tuple[pl.DataFrame, set[str]] | None:
-    """What a month file's footer says it holds, when the selection takes
-    the whole month; else None (the rows must be read)."""
+def _summarised(path: Path, sel: Selection, doc: dict[str, Any] | None) -> list[list[Any]] | None:
+    """What a month file's footer says it holds (its ``columns`` entries of the
+    selected points), when the selection takes the whole month; else None
+    (the rows must be read)."""
     month = month_of_name(path.name)
     if month is None or doc is None:
         return None
@@ -258,24 +258,27 @@ def _summarised(
         sel.end is not None and sel.end < month.end
     ):
         return None
-    rows = [c for c in doc["columns"] if not sel.points or c[0] in sel.points]
-    frame = pl.DataFrame(
+    return [c for c in doc["columns"] if not sel.points or c[0] in sel.points]
+
+
+def _summary_frame(entries: list[list[Any]]) -> pl.DataFrame:
+    """Summary ``columns`` entries as rows of the per-kind catalogue."""
+    return pl.DataFrame(
         {
-            "point": [c[0] for c in rows],
-            "statistic": [c[1] for c in rows],
-            "measurement_type": [c[2] for c in rows],
-            "height_m": [c[3] for c in rows],
-            "n": [c[4] for c in rows],
-            "first": [_utc(c[5]) for c in rows],
-            "last": [_utc(c[6]) for c in rows],
+            "point": [c[0] for c in entries],
+            "statistic": [c[1] for c in entries],
+            "measurement_type": [c[2] for c in entries],
+            "height_m": [c[3] for c in entries],
+            "n": [c[4] for c in entries],
+            "first": [c[5] for c in entries],
+            "last": [c[6] for c in entries],
         },
-        schema=_KIND_SCHEMA,
+        schema={**_KIND_SCHEMA, "first": pl.String(), "last": pl.String()},
+    ).with_columns(
+        pl.col("first", "last")
+        .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ")
+        .dt.replace_time_zone("UTC")
     )
-    return frame, {f for c in rows for f in c[7]}
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def read_catalog(
@@ -289,13 +292,13 @@ def read_catalog(
     """
     if not files:
         return Catalog((), (), None, None, 0, step or timedelta(minutes=10))
-    _check_schema(files)
     kinds: list[pl.DataFrame] = []
     flag_names: set[str] = set()
     scanned: list[Path] = []
     places: dict[tuple[str, str | None], int] = {}
+    entries: list[list[Any]] = []
     for path in files:
-        doc = _summary(path)
+        doc = _footer(path)
         if doc is not None:
             for key, d in _decimals(doc, sel).items():
                 places[key] = max(places.get(key, 0), d)
@@ -303,8 +306,10 @@ def read_catalog(
         if found is None:
             scanned.append(path)
         else:
-            kinds.append(found[0])
-            flag_names |= found[1]
+            entries.extend(found)
+            flag_names.update(f for c in found for f in c[7])
+    if entries:
+        kinds.append(_summary_frame(entries))
     if scanned:
         lf = _scan(scanned).filter(*_filters(sel)) if _filters(sel) else _scan(scanned)
         kinds.append(

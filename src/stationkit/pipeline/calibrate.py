@@ -163,9 +163,11 @@ def _json(text: str | None, default: Any) -> Any:
 def _duplicates(
     row: Any, time: dict[str, Any], first: datetime | None, last: datetime | None
 ) -> bool:
-    warnings = _json(row["warnings"], [])
-    if any(isinstance(w, str) and _DUPLICATE_WARNING in w for w in warnings):
-        return True
+    text = row["warnings"]
+    if text and _DUPLICATE_WARNING in text:  # cheap test first: most files warn of nothing
+        warnings = _json(text, [])
+        if any(isinstance(w, str) and _DUPLICATE_WARNING in w for w in warnings):
+            return True
     period = _number(time.get("averaging_period_s"))
     rows = row["rows"] or 0
     if period and period > 0 and first is not None and last is not None and rows > 1:
@@ -225,17 +227,29 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
     channels: dict[str, ChannelFacts] = {}
     identities: dict[int, list[Any]] = {}
     seen: dict[str, dict[str, ChannelFacts]] = {}
-    rows = [r for r in ledger.parse_rows(station.id, "ok") if r["output"]]
+    # one pass, the file's content hash joined in (no query per file)
+    rows = ledger.conn.execute(
+        "SELECT p.file_id, p.output, p.first_ts, p.last_ts, p.readings, p.rows, p.meta, "
+        "p.channels, p.warnings, f.sha256 FROM parses p JOIN files f ON f.id = p.file_id "
+        "WHERE p.station = ? AND p.status = 'ok' AND p.output IS NOT NULL",
+        (station.id,),
+    ).fetchall()
     # by time: the facts (height, vendor slope) of the file with the latest data win
     rows.sort(key=lambda r: (r["last_ts"] or "", r["file_id"]))
+    times: dict[str, dict[str, Any]] = {}
+    fallback = None
     for row in rows:
-        file_row = ledger.get_file(row["file_id"])
-        meta = _json(row["meta"], {})
-        time = meta.get("time") if isinstance(meta, dict) else None
-        time = time if isinstance(time, dict) else {}
+        meta_text = row["meta"] or ""
+        time = times.get(meta_text)
+        if time is None:  # a logger's files mostly share their meta too
+            meta = _json(meta_text, {})
+            found = meta.get("time") if isinstance(meta, dict) else None
+            time = times[meta_text] = found if isinstance(found, dict) else {}
         offset = _number(time.get("utc_offset_hours"))
         if offset is None:  # a row recorded without its time settings
-            offset = station_clock(station).offset_hours
+            if fallback is None:
+                fallback = station_clock(station).offset_hours
+            offset = fallback
         first, last = _ts(row["first_ts"]), _ts(row["last_ts"])
         text = row["channels"] or ""
         facts = seen.get(text)
@@ -256,16 +270,15 @@ def gather_inputs(config: Config, station: StationConfig, ledger: Ledger) -> Sta
         )
         # what the readings are, never when they were made: a re-parse under other
         # clock settings moves first/last; same inputs give the same fingerprint
-        identity = [
+        identities[row["file_id"]] = [
             row["file_id"],
-            file_row.sha256,
+            row["sha256"],
             row["output"],
             row["first_ts"],
             row["last_ts"],
             row["readings"],
             time,
         ]
-        identities[row["file_id"]] = identity
     logs: list[tuple[Path, str]] = []
     for row in ledger.parse_rows(station.id, "skipped"):
         file_row = ledger.get_file(row["file_id"])
