@@ -49,21 +49,6 @@ POINTS: list[tuple[str, str | None, float | None, tuple[str, ...]]] = [
 ]
 COLUMNS = [(p, t, h, s) for p, t, h, stats in POINTS for s in stats]
 
-SCHEMA = pa.schema(
-    [
-        pa.field("station", pa.string(), nullable=False),
-        pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("point", pa.string(), nullable=False),
-        pa.field("measurement_type", pa.string()),
-        pa.field("height_m", pa.float64()),
-        pa.field("statistic", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("raw_value", pa.float64()),
-        pa.field("flags", pa.list_(pa.string()), nullable=False),
-        pa.field("file_id", pa.int64(), nullable=False),
-    ]
-)
-
 
 def generate(data_dir: Path, readings: int) -> None:
     """lake/clean/station=B001/YYYY-MM.parquet as the calibrate stage writes it:
@@ -71,7 +56,7 @@ def generate(data_dir: Path, readings: int) -> None:
     of 2**18 rows, zstd, a summary in each footer
     (:class:`stationkit.calibrate.writer.PartitionWriter`)."""
     from stationkit.calibrate.partition import Month
-    from stationkit.calibrate.writer import WRITE_SCHEMA, PartitionWriter
+    from stationkit.calibrate.writer import CLEAN_SCHEMA, WRITE_SCHEMA, PartitionWriter
 
     folder = data_dir / "lake" / "clean" / "station=B001"
     marker = folder / "_done.json"
@@ -106,7 +91,6 @@ def generate(data_dir: Path, readings: int) -> None:
         value_arr = pa.array(values, mask=np.isnan(values))
         table = pa.Table.from_arrays(
             [
-                pa.array(np.full(n * n_cols, "B001", dtype=object), pa.string()),
                 pa.array(ts, pa.timestamp("us", tz="UTC")),
                 pa.array(names[col_idx], pa.string()),
                 pa.array(types[col_idx], pa.string()),
@@ -117,7 +101,7 @@ def generate(data_dir: Path, readings: int) -> None:
                 flags,
                 pa.array(np.full(n * n_cols, 7, dtype=np.int64)),
             ],
-            schema=SCHEMA,
+            schema=CLEAN_SCHEMA,
         )
         writer = PartitionWriter(folder / month.file_name)
         writer.write(table.cast(WRITE_SCHEMA))
