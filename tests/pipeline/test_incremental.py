@@ -264,3 +264,32 @@ def test_exports_round_to_the_decimals_the_logger_wrote(tmp_path: Path) -> None:
     longs = (tmp_path / "one" / "M1_long.csv").read_text().splitlines()[1:]
     assert all(places(line.split(",")[6]) <= 1 for line in longs)
     assert {places(line.split(",")[6]) for line in longs} == {0, 1}
+
+
+def test_a_period_reads_only_its_months(tmp_path: Path) -> None:
+    root = tmp_path / "period"
+    config = make(root)
+    for day in (0, 5, 35, 70):  # January, February, March, April
+        (root / "incoming" / f"d{day:02d}.dat").write_text(day_file(day))
+    run(config)
+    clean = root / "data" / "lake" / "clean" / "station=M1"
+    assert sorted(p.name for p in clean.glob("*.parquet")) == [
+        "2024-01.parquet", "2024-02.parquet", "2024-03.parquet", "2024-04.parquet",
+    ]  # fmt: skip
+    # months outside the period may be unreadable: they are never opened
+    for month in ("2024-01", "2024-04"):
+        (clean / f"{month}.parquet").write_bytes(b"not parquet")
+    from stationkit.ledger import Ledger
+    from stationkit.pipeline.export import export_station
+    from stationkit.pipeline.report import report_station
+
+    with Ledger(config.data_dir) as ledger:
+        done = export_station(
+            config, config.stations["M1"], ledger, fmt="csv",
+            start=datetime(2024, 2, 3), end=datetime(2024, 3, 10), out=tmp_path / "out",
+        )  # fmt: skip
+    assert done.first == "2024-02-03 00:00:00" and done.last == "2024-03-04 23:50:00"
+    report = report_station(
+        config, config.stations["M1"], start=datetime(2024, 2, 2), end=datetime(2024, 4, 1)
+    )
+    assert {r.month for r in report.rows} == {"2024-02", "2024-03"}
