@@ -9,17 +9,19 @@ from pathlib import Path
 import click
 
 from stationkit.cli.common import (
+    cluster_settings,
     common_options,
     emit,
     get_config,
     handle_errors,
     options,
     preflight_or_exit,
+    scheduler_option,
     tty_progress,
     tty_progress_done,
 )
-from stationkit.errors import LockedError
-from stationkit.pipeline.run import RunResult, notify_failure, run_stations
+from stationkit.errors import ClusterError, LockedError
+from stationkit.pipeline.run import RunResult, notify, notify_failure, run_stations
 from stationkit.textsafe import SafeFormatter, show_name
 
 
@@ -65,6 +67,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Unpack and parse again the files that failed for their content before "
     "(e.g. after correcting an archive password).",
 )
+@scheduler_option
 @common_options
 @handle_errors
 def run(
@@ -75,6 +78,7 @@ def run(
     shard: tuple[int, int] | None,
     log_file: Path | None,
     retry_failed: bool,
+    scheduler: str | None,
 ) -> None:
     """Run fetch, unpack and parse for each station, incrementally, under a lock.
 
@@ -88,9 +92,17 @@ def run(
     0 (or waits with --wait). Exit 0, 1 (nothing could be done), or 3 (some
     files or stations failed).
 
+    With --scheduler (or [cluster] scheduler in stations.toml) each
+    station's chain runs on the workers of a Dask scheduler; the data
+    directory must be on storage every worker sees (docs/scaling.md). A
+    scheduler that cannot be reached exits 1.
+
     \b
     Example (crontab: every hour, two hosts splitting the fleet):
         17 * * * *  stationkit --config /srv/met/stations.toml run --jobs 2 --shard 1/2
+    \b
+    Example (a Dask cluster; --scheduler local:8 for 8 processes on this host):
+        stationkit run --scheduler tcp://10.0.0.5:8786
     """
     if log_file is not None:
         try:
@@ -105,6 +117,12 @@ def run(
         logger.addHandler(handler)
         logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
+    cluster = cluster_settings(config, scheduler)
+    if cluster is not None and jobs > 1:
+        raise click.UsageError(
+            "--jobs runs stations in this process; on a Dask scheduler its workers' "
+            "threads decide: drop --jobs, or add --scheduler none to run here"
+        )
     selected = config.select(stations)
     warnings = preflight_or_exit(config, selected, sources=True)
     log = logging.getLogger("stationkit.run")
@@ -131,9 +149,15 @@ def run(
             progress=tty_progress("run"),
             retry_failed=retry_failed,
             report=report,
+            cluster=cluster,
         )
     except LockedError as exc:
         click.echo(f"stationkit: {exc}", err=True)
         raise SystemExit(0) from None
+    except ClusterError as exc:  # nothing was done: on_failure hears of it too
+        problem = notify(config, f"stationkit run: nothing done, exit code 1\n  {exc}", 1)
+        if problem:
+            click.echo(f"stationkit: error: {show_name(problem)}", err=True)
+        raise
     emit({**result.as_dict(), "warnings": warnings}, result.text)
     raise SystemExit(result.exit_code)

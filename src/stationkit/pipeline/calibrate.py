@@ -32,7 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from stationkit.atomic import sha256_file
 from stationkit.calibrate.engine import (
     ENGINE_VERSION,
     MEMORY_LIMIT,
+    EngineResult,
     ReadingsFile,
     calibrate_readings,
 )
@@ -80,6 +82,14 @@ log = logging.getLogger(__name__)
 STAGE = "calibrate"
 #: the parse stage's warning for rows that share a timestamp (pipeline/parse.py)
 _DUPLICATE_WARNING = "rows with the same timestamp"
+
+
+#: what builds the months of a station: the engine itself, or -- on a cluster --
+#: a function with its signature that spreads a large station's months over
+#: several workers (stationkit.cluster.worker); same files, same results
+MONTH_BUILDER: ContextVar[Callable[..., EngineResult]] = ContextVar(
+    "MONTH_BUILDER", default=calibrate_readings
+)
 
 
 def clean_dir(data_dir: Path, station: str) -> Path:
@@ -460,7 +470,7 @@ def _build(
     ]
     summary.months = len(months)
     if todo:
-        result = calibrate_readings(
+        result = MONTH_BUILDER.get()(
             station.id,
             inputs.files,
             segments,

@@ -11,6 +11,10 @@ stations than workers, the rest parse a station's files in parallel.
 ``shard=(k, n)`` runs only the stations whose stable hash falls in shard k of
 n, so several cron hosts can split a fleet without coordinating.
 
+``cluster`` (a ``[cluster]`` scheduler) sends each station's chain to the
+workers of a Dask scheduler instead (:mod:`stationkit.cluster`); this
+process keeps the lock and is still the only one that writes the ledger.
+
 Failures are recorded in the ledger as they happen (``failures``). At the end
 of a complete run -- still under the lock -- every failure of the selected
 stations that no run has reported yet, those of an earlier run that was
@@ -33,10 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stationkit.atomic import clean_temp_files
-from stationkit.config import Config, StationConfig
+from stationkit.config import ClusterConfig, Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.faults import CONTENT, ENVIRONMENT, describe_os_error, is_environment, kind_of
 from stationkit.ledger import Ledger
@@ -47,6 +51,9 @@ from stationkit.pipeline.fetch import fetch_station
 from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
 from stationkit.textsafe import show_name
+
+if TYPE_CHECKING:
+    from stationkit.cluster.client import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +183,9 @@ def _note(ledger: Ledger, failure: Failure) -> None:
         )
     except (sqlite3.Error, OSError) as exc:
         log.warning("%s: cannot record the failure in the ledger (%s)", failure.station, exc)
+
+
+note_failure = _note
 
 
 def _failed(ledger: Ledger, run: StationRun, stage: str, exc: BaseException) -> None:
@@ -310,11 +320,14 @@ def run_stations(
     progress: Callable[[str], None] | None = None,
     retry_failed: bool = False,
     report: Callable[[RunResult], None] | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress.
 
     ``report`` is called with the result while the lock is still held; the
-    failures it was given are then marked reported in the ledger."""
+    failures it was given are then marked reported in the ledger. With a
+    ``cluster`` scheduler the stations run on its workers (``jobs`` does not
+    apply); ClusterError when it cannot be reached or used."""
     selected = select_shard(stations, shard)
     # workers go to stations first; what is left over parses a station's files in parallel
     file_jobs = max(1, jobs // max(1, len(selected)))
@@ -326,11 +339,24 @@ def run_stations(
     }
     with (
         RunLock(config.data_dir, wait=wait),
+        connected(cluster) as remote,
         unfinished_marker(config.data_dir),
         Ledger(config.data_dir) as main,
     ):
         started = main.last_failure_id()
-        if jobs <= 1 or len(selected) <= 1:
+        if remote is not None:
+            from stationkit.cluster.client import run_on_cluster
+
+            runs = run_on_cluster(
+                remote,
+                config,
+                selected,
+                main,
+                force=force,
+                retry_failed=retry_failed,
+                progress=progress,
+            )
+        elif jobs <= 1 or len(selected) <= 1:
             runs = [run_station(config, st, main, **options) for st in selected]
         else:
             # one ledger connection per worker thread, reused across its stations
@@ -359,6 +385,18 @@ def run_stations(
             except (sqlite3.Error, OSError) as exc:  # reported again by the next run
                 log.warning("cannot mark the failures reported in the ledger (%s)", exc)
     return result
+
+
+@contextmanager
+def connected(cluster: ClusterConfig | None) -> Iterator[Cluster | None]:
+    """The Dask cluster of ``cluster.scheduler``, or None to run in this process."""
+    if cluster is None or cluster.scheduler is None:
+        yield None
+        return
+    from stationkit.cluster.client import open_cluster  # Dask loads only when asked
+
+    with open_cluster(cluster) as remote:
+        yield remote
 
 
 def _pending(ledger: Ledger, stations: list[str], started: int, result: RunResult) -> list[int]:
@@ -435,13 +473,20 @@ def notify_failure(config: Config, result: RunResult) -> str | None:
     Returns an error message when the command itself fails (the run's exit
     code is not changed by it).
     """
-    if config.on_failure is None or not result.failures:
+    if not result.failures:
         return None
-    env = dict(os.environ, STATIONKIT_EXIT_CODE=str(result.exit_code))
+    return notify(config, result.failure_summary(), result.exit_code)
+
+
+def notify(config: Config, summary: str, exit_code: int) -> str | None:
+    """Run the ``on_failure`` command with ``summary`` on stdin (see notify_failure)."""
+    if config.on_failure is None:
+        return None
+    env = dict(os.environ, STATIONKIT_EXIT_CODE=str(exit_code))
     try:
         done = subprocess.run(
             list(config.on_failure),
-            input=result.failure_summary() + "\n",
+            input=summary + "\n",
             text=True,
             env=env,
             timeout=120,
