@@ -17,7 +17,7 @@ POLARS_MAX_THREADS=1, STATIONKIT_THREADS=1 (DuckDB) and OMP_NUM_THREADS=1
 * ``rebuild`` of the fleet from raw/ with ``--scheduler`` on 1 worker and on
   2 workers (target: 2 workers >= 1.7x faster), and a plain local
   ``rebuild`` with the same thread limits (target: 1 worker <= 1.3x it);
-  the local rebuild without thread limits for information;
+  the local rebuild without thread limits with ``--default-threads``;
 * the hourly ``run`` after one new daily file per station, on 2 workers, 1
   worker and locally;
 * ``run --scheduler`` of a fleet with no station (the client's fixed cost);
@@ -183,6 +183,9 @@ def main() -> None:
     ap.add_argument("--sensors", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--hourly-repeat", type=int, default=3)
+    ap.add_argument(
+        "--default-threads", action="store_true", help="also a local rebuild without thread limits"
+    )
     args = ap.parse_args()
     n, days, r = args.stations, args.days, args.repeat
     t0 = time.perf_counter()
@@ -198,10 +201,13 @@ def main() -> None:
     cluster = DaskCluster.start(OUT / "cluster", workers=1)
     try:
         address = cluster.address
-        w1 = show(
-            "rebuild --scheduler, 1 worker",
-            [timed(conf, "rebuild", "--scheduler", address) for _ in range(r)],
-        )
+        # alternated, so that a change of load on the machine hits both alike
+        one, here = [], []
+        for _ in range(r):
+            one.append(timed(conf, "rebuild", "--scheduler", address))
+            here.append(timed(conf, "rebuild"))
+        w1 = show("rebuild --scheduler, 1 worker", one)
+        local = show("rebuild, local (single-threaded)", here)
         cluster.add_worker()
         cluster.wait_for_workers(2)
         w2 = show(
@@ -238,8 +244,8 @@ def main() -> None:
         runs.append(timed(conf, "run"))
     hourly["local"] = show("hourly run, local (single-threaded)", runs)
     local_noop = show("run, local, no station", [timed(empty, "run") for _ in range(3)])
-    local = show("rebuild, local (single-threaded)", [timed(conf, "rebuild") for _ in range(r)])
-    show("rebuild, local (default threads)", [timed(conf, "rebuild", single=False)])
+    if args.default_threads:
+        show("rebuild, local (default threads)", [timed(conf, "rebuild", single=False)])
 
     t_station, t_client, size = in_process(conf, src, min(5, n), day)
     print(f"per station, in process: t_station {t_station * 1000:.0f} ms, t_client "

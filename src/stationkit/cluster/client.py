@@ -22,6 +22,7 @@ whose local run crashed; the next run does it again.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -121,10 +122,11 @@ def open_cluster(settings: ClusterConfig) -> Iterator[Cluster]:
             else:
                 client = distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
+            why = "" if str(exc).startswith("Timed out") else f" ({exc})"
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({exc}); "
-                "is it running? Check [cluster] scheduler / --scheduler, or run without a "
-                "scheduler (--scheduler none)"
+                f"cannot reach the Dask scheduler at {address} within {timeout:g} s{why}; "
+                "is it running? Check [cluster] scheduler / --scheduler, or run in this "
+                "process with --scheduler none"
             ) from None
         stack.callback(_quietly, client.close)
         try:
@@ -249,7 +251,10 @@ def _collect(ledger: Ledger, station: str, future: Any) -> StationRun:
     try:
         done: StationDone = future.result()
     except Exception as exc:
-        return _failed_run(ledger, station, _task_failure(exc), kind_of(exc))
+        lost = _lost_task(exc)
+        if lost is not None:
+            return _failed_run(ledger, station, lost, ENVIRONMENT)
+        return _failed_run(ledger, station, describe(exc), kind_of(exc))
     replay_records(done.records)
     try:
         replay(ledger, done.journal)
@@ -260,12 +265,16 @@ def _collect(ledger: Ledger, station: str, future: Any) -> StationRun:
     return done.run
 
 
-def _task_failure(exc: BaseException) -> str:
+def _lost_task(exc: BaseException) -> str | None:
+    """Why a task that the cluster (not the station) failed did not finish."""
     if type(exc).__name__ == "KilledWorker":
-        return "every worker that ran this station died (out of memory?); the next run tries again"
-    if isinstance(exc, ClusterError):
-        return str(exc)
-    return describe(exc)
+        return (
+            "every worker that ran this station died (out of memory?); "
+            "the next run tries again"
+        )
+    if isinstance(exc, concurrent.futures.CancelledError):
+        return "the task was cancelled (the Dask scheduler went away?); the next run tries again"
+    return None
 
 
 def _failed_run(ledger: Ledger, station: str, reason: str, kind: str) -> StationRun:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -95,25 +96,33 @@ class JournalConnection(sqlite3.Connection):
 
 
 def snapshot(ledger: Ledger, station: str, tables: Sequence[str] = STATION_TABLES) -> bytes:
-    """The rows of ``station`` in ``tables`` as a compressed SQLite database."""
-    mem = sqlite3.connect(":memory:", isolation_level=None)
+    """The rows of ``station`` in ``tables`` as a compressed SQLite database.
+
+    The rows are copied inside SQLite (the ledger file attached read-only: it
+    sees what the client has committed), never through Python objects."""
+    mem = sqlite3.connect(":memory:", isolation_level=None, uri=True)
     try:
         create_schema(mem)
+        source = f"file:{urllib.parse.quote(str(ledger.path.resolve()))}?mode=ro"
+        mem.execute("ATTACH DATABASE ? AS src", (source,))
+        have = {r[0] for r in mem.execute("SELECT name FROM src.sqlite_master WHERE type='table'")}
         mem.execute("BEGIN")
         for table in tables:
-            cursor = ledger.conn.execute(
-                f"SELECT * FROM {quote_identifier(table)} WHERE station=?", (station,)
+            if table not in have:
+                continue  # a ledger written before the table existed
+            name = quote_identifier(table)
+            columns = ", ".join(
+                quote_identifier(r[1]) for r in mem.execute(f"PRAGMA src.table_info({name})")
             )
-            columns = [d[0] for d in cursor.description]
-            names = ", ".join(quote_identifier(c) for c in columns)
-            marks = ", ".join("?" * len(columns))
             # foreign keys are off: rows arrive in any order (a file row names a
             # newer version that superseded it)
-            mem.executemany(
-                f"INSERT INTO {quote_identifier(table)}({names}) VALUES ({marks})",
-                (tuple(row) for row in cursor),
+            mem.execute(
+                f"INSERT INTO main.{name}({columns}) SELECT {columns} FROM src.{name} "
+                "WHERE station=?",
+                (station,),
             )
         mem.execute("COMMIT")
+        mem.execute("DETACH DATABASE src")
         return zlib.compress(mem.serialize(), 1)
     finally:
         mem.close()
