@@ -268,10 +268,7 @@ def _collect(ledger: Ledger, station: str, future: Any) -> StationRun:
 def _lost_task(exc: BaseException) -> str | None:
     """Why a task that the cluster (not the station) failed did not finish."""
     if type(exc).__name__ == "KilledWorker":
-        return (
-            "every worker that ran this station died (out of memory?); "
-            "the next run tries again"
-        )
+        return "every worker that ran this station died (out of memory?); the next run tries again"
     if isinstance(exc, concurrent.futures.CancelledError):
         return "the task was cancelled (the Dask scheduler went away?); the next run tries again"
     return None
