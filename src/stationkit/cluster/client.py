@@ -102,7 +102,10 @@ def open_cluster(settings: ClusterConfig) -> Iterator[Cluster]:
     distributed = _distributed()
     # cron stays quiet: distributed's own messages only with -vv
     verbose = logging.getLogger("stationkit").getEffectiveLevel() <= logging.DEBUG
-    logging.getLogger("distributed").setLevel(logging.INFO if verbose else logging.ERROR)
+    level = logging.INFO if verbose else logging.CRITICAL
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):  # its config sets some of them one by one
+            logging.getLogger(name).setLevel(level)
     timeout = settings.connect_timeout_s
     local = None
     with contextlib.ExitStack() as stack:
@@ -114,7 +117,7 @@ def open_cluster(settings: ClusterConfig) -> Iterator[Cluster]:
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address=None,
-                    silence_logs=logging.INFO if verbose else logging.ERROR,
+                    silence_logs=level,
                     env=worker_environment(n),
                 )
                 stack.callback(_quietly, local.close)
@@ -222,7 +225,8 @@ def drive(
             except TimeoutError:
                 done = set()
             except Exception as exc:  # the scheduler went away
-                _give_up(ledger, runs, futures, todo, f"the Dask scheduler was lost ({exc})")
+                why = f"the connection to the Dask scheduler at {cluster.address} was lost"
+                _give_up(ledger, runs, futures, todo, f"{why} ({type(exc).__name__})")
                 break
             if not done:
                 lost = _stalled(cluster, idle_since)

@@ -170,7 +170,9 @@ def rebuild(
         finally:
             if old is not None:
                 old.close()
-        ids = [s.id for s in stations]
+        # a station whose rebuild did not finish (its cluster task was lost)
+        # keeps its current outputs
+        ids = result.stations = [r.station for r in runs if not r.fatal]
         if check:
             result.differences = compare(data, aside, ids)
         else:
