@@ -136,6 +136,36 @@ class StationConfig:
     stale_after_hours: float | None = None
 
 
+#: how long a client waits for a Dask scheduler to answer [s]
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+#: how long a distributed run waits while the cluster has no worker at all [s]
+DEFAULT_NO_WORKERS_TIMEOUT_S = 300.0
+#: the forms ``scheduler`` takes (see :func:`check_scheduler`)
+SCHEDULER_FORMS = "tcp://HOST:PORT, tls://HOST:PORT or local:N"
+_SCHEDULER = re.compile(
+    r"^(?:(?:tcp|tls)://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}|local:\d{1,3})$"
+)
+
+
+def check_scheduler(value: str, where: str) -> str:
+    """A Dask scheduler address (``tcp://HOST:PORT``, ``tls://HOST:PORT``) or
+    ``local:N`` (a cluster of N worker processes on this host)."""
+    text = value.strip()
+    if not _SCHEDULER.match(text) or (text.startswith("local:") and int(text[6:]) < 1):
+        raise ConfigError(f"{where}: expected {SCHEDULER_FORMS}, got {value!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The top-level ``[cluster]`` table: where distributed work goes."""
+
+    #: ``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``local:N``; None: this process
+    scheduler: str | None = None
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    no_workers_timeout_s: float = DEFAULT_NO_WORKERS_TIMEOUT_S
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole of stations.toml."""
@@ -148,6 +178,7 @@ class Config:
     on_failure: tuple[str, ...] | None = None
     status: StatusSettings = field(default_factory=StatusSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def select(self, ids: tuple[str, ...] | list[str] = ()) -> list[StationConfig]:
         """The named stations (all when none are named), in a stable order."""
@@ -329,7 +360,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     on_failure = _command(top, "on_failure")
     status = _status_settings(top.table("status"))
     report = _report_settings(top.table("report"), base)
-    top.done(("data_dir", "secrets_file", "on_failure", "stations", "status", "report"))
+    cluster = _cluster(top)
+    top.done(("data_dir", "secrets_file", "on_failure", "stations", "status", "report", "cluster"))
     return Config(
         path=path,
         data_dir=data_dir,
@@ -338,6 +370,23 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         on_failure=on_failure,
         status=status,
         report=report,
+        cluster=cluster,
+    )
+
+
+def _cluster(top: TomlTable) -> ClusterConfig:
+    raw = top.raw("cluster")
+    if raw is None:
+        return ClusterConfig()
+    t = TomlTable(raw, "cluster")
+    scheduler = t.text("scheduler")
+    connect = t.number("connect_timeout_s", lo=0.1, hi=3600, unit=" s")
+    idle = t.number("no_workers_timeout_s", lo=1, hi=86400, unit=" s")
+    t.done(("scheduler", "connect_timeout_s", "no_workers_timeout_s"))
+    return ClusterConfig(
+        scheduler=check_scheduler(scheduler, t.key("scheduler")) if scheduler else None,
+        connect_timeout_s=DEFAULT_CONNECT_TIMEOUT_S if connect is None else connect,
+        no_workers_timeout_s=DEFAULT_NO_WORKERS_TIMEOUT_S if idle is None else idle,
     )
 
 

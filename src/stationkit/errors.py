@@ -62,3 +62,9 @@ class LockedError(StationkitError):
 class NotReadingsError(ParseError):
     """The file is recognised but holds no readings (an event log, a diagnostics dump):
     it is recorded as skipped, not as a failure."""
+
+
+class ClusterError(StationkitError):
+    """A Dask scheduler could not be reached, or its workers cannot do the work."""
+
+    environment = True  # the next run tries the cluster again

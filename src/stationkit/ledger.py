@@ -145,6 +145,21 @@ CREATE INDEX IF NOT EXISTS failures_open ON failures(station, stage, file) WHERE
 """
 
 
+#: the tables whose rows belong to one station (a ``station`` column); what a
+#: cluster worker's snapshot of the ledger holds (stationkit.cluster.journal)
+STATION_TABLES = ("files", "parses", "fetches", "builds", "partitions", "export_parts")
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Make the ledger's tables in an empty database."""
+    conn.executescript(_SCHEMA)
+    conn.execute(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 def _tables(schema: str) -> dict[str, str]:
     """The CREATE TABLE statements of ``schema``, by table name."""
     out: dict[str, str] = {}
@@ -232,13 +247,19 @@ class Ledger:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                self.conn.executescript(_SCHEMA)
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                create_schema(self.conn)
         self.conn.row_factory = sqlite3.Row
+
+    @classmethod
+    def on_connection(cls, conn: sqlite3.Connection, data_dir: Path) -> Ledger:
+        """A ledger over a connection already open on a database with this schema
+        (the private snapshot a cluster worker works on)."""
+        ledger = cls.__new__(cls)
+        ledger.data_dir = data_dir
+        ledger.path = data_dir / LEDGER_NAME
+        ledger.conn = conn
+        conn.row_factory = sqlite3.Row
+        return ledger
 
     def close(self) -> None:
         self.conn.close()

@@ -25,6 +25,17 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 #: below data_dir: where DuckDB spills when a query outgrows its memory limit
 TEMP_DIR = Path(".tmp") / "duckdb"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)$", re.IGNORECASE)
+#: environment variable: the threads a DuckDB query may use (default: every
+#: CPU); 1 on a single-threaded Dask worker (docs/scaling.md)
+THREADS_ENV = "STATIONKIT_THREADS"
+
+
+def default_threads() -> int:
+    """``$STATIONKIT_THREADS`` when it is a positive integer, else the CPU count."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return max(1, os.cpu_count() or 1)
 
 
 def quote_identifier(name: str) -> str:
@@ -48,7 +59,7 @@ def connect(
     """An in-memory DuckDB connection configured for stationkit.
 
     ``memory_limit`` is DuckDB's size syntax (``"256MB"``, ``"1GiB"``);
-    ``threads`` defaults to the number of CPUs. Timestamps are shown and cast
+    ``threads`` defaults to :func:`default_threads`. Timestamps are shown and cast
     in UTC whatever the machine's time zone.
     """
     if not _MEMORY.match(memory_limit.strip()):
@@ -65,7 +76,7 @@ def connect(
         "memory_limit": memory_limit,
         "temp_directory": str(temp),
         "preserve_insertion_order": True,
-        "threads": threads if threads is not None else max(1, os.cpu_count() or 1),
+        "threads": threads if threads is not None else default_threads(),
     }
     con = duckdb.connect(":memory:", config=config)
     # icu is statically linked: TimeZone can be set once the connection exists

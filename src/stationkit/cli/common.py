@@ -9,15 +9,22 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from stationkit.config import Config, StationConfig, load_config
-from stationkit.errors import StationkitError
+from stationkit.config import (
+    SCHEDULER_FORMS,
+    ClusterConfig,
+    Config,
+    StationConfig,
+    check_scheduler,
+    load_config,
+)
+from stationkit.errors import ConfigError, StationkitError
 from stationkit.faults import describe_os_error, is_environment, kind_of
 from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
@@ -71,6 +78,35 @@ def common_options(func: F) -> F:
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _scheduler(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value.strip().lower() == "none":
+        return None if value is None else "none"
+    try:
+        return check_scheduler(value, "--scheduler")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+def scheduler_option(func: F) -> F:
+    """``--scheduler ADDRESS``: where the per-station work goes."""
+    return click.option(
+        "--scheduler",
+        callback=_scheduler,
+        metavar="ADDRESS",
+        help=f"Run the stations on the workers of a Dask scheduler ({SCHEDULER_FORMS}: "
+        "N worker processes on this host); 'none' runs in this process even when "
+        "stations.toml names one [default: [cluster] scheduler].",
+    )(func)
+
+
+def cluster_settings(config: Config, scheduler: str | None) -> ClusterConfig | None:
+    """The cluster to run on: --scheduler, else stations.toml's [cluster]; None: here."""
+    settings = config.cluster
+    if scheduler is not None:
+        settings = replace(settings, scheduler=None if scheduler == "none" else scheduler)
+    return settings if settings.scheduler is not None else None
 
 
 def options() -> Options:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from stationkit.cli.common import (
+    cluster_settings,
     common_options,
     emit,
     error_line,
@@ -17,10 +18,17 @@ from stationkit.cli.common import (
     options,
     preflight_or_exit,
     report_errors,
+    scheduler_option,
 )
 from stationkit.cli.progress import progress_display, progress_done
-from stationkit.errors import LockedError
-from stationkit.pipeline.run import EARLIER, RunResult, notify_failure, run_stations
+from stationkit.errors import ClusterError, LockedError
+from stationkit.pipeline.run import (
+    EARLIER,
+    RunResult,
+    notify_command,
+    notify_failure,
+    run_stations,
+)
 from stationkit.progress import ProgressCallback
 from stationkit.textsafe import SafeFormatter, show_name
 
@@ -67,6 +75,7 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Unpack and parse again the files that failed for their content before "
     "(e.g. after correcting an archive password).",
 )
+@scheduler_option
 @common_options
 @handle_errors
 def run(
@@ -77,6 +86,7 @@ def run(
     shard: tuple[int, int] | None,
     log_file: Path | None,
     retry_failed: bool,
+    scheduler: str | None,
 ) -> None:
     """Run every stage for each station, incrementally, under a lock: fetch,
     unpack, parse, calibrate and the exports configured in stations.toml.
@@ -94,9 +104,17 @@ def run(
     with code 0 (or waits with --wait). Exit 0, 1 (nothing could be done),
     or 3 (some files or stations failed, or a station went stale).
 
+    With --scheduler (or [cluster] scheduler in stations.toml) each
+    station's chain runs on the workers of a Dask scheduler; the data
+    directory must be on storage every worker sees (docs/scaling.md). A
+    scheduler that cannot be reached exits 1.
+
     \b
     Example (crontab: every hour, two hosts splitting the fleet):
         17 * * * *  stationkit --config /srv/met/stations.toml run --jobs 2 --shard 1/2
+    \b
+    Example (a Dask cluster; --scheduler local:8 for 8 processes on this host):
+        stationkit run --scheduler tcp://10.0.0.5:8786
     """
     if log_file is not None:
         try:
@@ -111,6 +129,12 @@ def run(
         logger.addHandler(handler)
         logger.setLevel(min(logger.level or logging.WARNING, handler.level))
     config = get_config()
+    cluster = cluster_settings(config, scheduler)
+    if cluster is not None and jobs > 1:
+        raise click.UsageError(
+            "--jobs runs stations in this process; on a Dask scheduler its workers' "
+            "threads decide: drop --jobs, or add --scheduler none to run here"
+        )
     selected = config.select(stations)
     warnings = preflight_or_exit(config, selected, sources=True)
     log = logging.getLogger("stationkit.run")
@@ -143,11 +167,17 @@ def run(
                 progress=show,
                 retry_failed=retry_failed,
                 report=lambda result: report(result, show),
+                cluster=cluster,
             )
     except LockedError as exc:
         # cron: a run still going is not a failure; say so once, exit 0
         click.echo(f"stationkit: warning: {exc}", err=True)
         emit({"exit_code": 0, "skipped": str(exc)})
         raise SystemExit(0) from None
+    except ClusterError as exc:  # nothing was done: on_failure hears of it too
+        problem = notify_command(config, f"stationkit run: nothing done, exit code 1\n  {exc}", 1)
+        if problem:
+            click.echo(error_line(show_name(problem)), err=True)
+        raise
     emit({**result.as_dict(), "warnings": warnings}, result.text)
     raise SystemExit(result.exit_code)

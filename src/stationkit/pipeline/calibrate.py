@@ -32,7 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from stationkit.atomic import sha256_file
 from stationkit.calibrate.engine import (
     ENGINE_VERSION,
     MEMORY_LIMIT,
+    EngineResult,
     ReadingsFile,
     calibrate_readings,
     flags_reaching,
@@ -81,6 +83,14 @@ STAGE = "calibrate"
 PARSE_SETTINGS = "parse-settings"
 #: the parse stage's warning for rows that share a timestamp (pipeline/parse.py)
 _DUPLICATE_WARNING = "rows with the same timestamp"
+
+
+#: what builds the months of a station: the engine itself, or -- on a cluster --
+#: a function with its signature that spreads a large station's months over
+#: several workers (stationkit.cluster.worker); same files, same results
+MONTH_BUILDER: ContextVar[Callable[..., EngineResult]] = ContextVar(
+    "MONTH_BUILDER", default=calibrate_readings
+)
 
 
 def clean_dir(data_dir: Path, station: str) -> Path:
@@ -507,7 +517,7 @@ def _build(
     ]
     summary.months = len(months)
     if todo:
-        result = calibrate_readings(
+        result = MONTH_BUILDER.get()(
             station.id,
             inputs.files,
             segments,

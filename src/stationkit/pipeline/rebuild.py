@@ -15,6 +15,9 @@ byte-identical to one built incrementally from the same raw files.
 ``check=True`` compares the rebuilt lake/ and exports/ with the current ones
 and reports each file that differs, is missing or is extra; otherwise the
 rebuilt directories replace the current ones (old ones removed after).
+With a ``cluster`` scheduler each station's reconstruction and stages run
+on its workers (:mod:`stationkit.cluster`); this process keeps the lock
+and writes the ledger.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stationkit.atomic import TMP_PREFIX, sha256_file
-from stationkit.config import Config, StationConfig
+from stationkit.config import ClusterConfig, Config, StationConfig
 from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
-from stationkit.pipeline.run import Failure, StationRun, process_station
+from stationkit.pipeline.run import Failure, StationRun, connected, process_station
 
 _VERSION = re.compile(r"^(?P<name>.+)\.~(?P<version>\d+)~$")
 
@@ -131,13 +134,19 @@ def compare(current: Path, rebuilt: Path, stations: Sequence[str]) -> list[str]:
 
 
 def rebuild(
-    config: Config, stations: Sequence[StationConfig], *, check: bool = False
+    config: Config,
+    stations: Sequence[StationConfig],
+    *,
+    check: bool = False,
+    cluster: ClusterConfig | None = None,
 ) -> RebuildResult:
-    """Rebuild ``stations`` from raw/; compare (``check``) or replace the outputs."""
+    """Rebuild ``stations`` from raw/; compare (``check``) or replace the outputs.
+
+    With a ``cluster`` scheduler the stations are rebuilt on its workers."""
     data = config.data_dir
     aside = data.parent / f".{data.name}.rebuild"
     result = RebuildResult(stations=[s.id for s in stations], built=aside)
-    with RunLock(data):
+    with RunLock(data), connected(cluster) as remote:
         shutil.rmtree(aside, ignore_errors=True)
         aside.mkdir(parents=True)
         if (data / "raw").exists():
@@ -146,15 +155,24 @@ def rebuild(
         old = Ledger(data, readonly=True) if (data / LEDGER_NAME).exists() else None
         try:
             with Ledger(aside) as ledger:
-                for station in stations:
-                    reconstruct(built, station, ledger, old)
-                    run = StationRun(station.id)
-                    process_station(built, station, ledger, run)
+                if remote is not None:
+                    from stationkit.cluster.client import rebuild_on_cluster
+
+                    runs = rebuild_on_cluster(remote, built, stations, ledger, old)
+                else:
+                    runs = []
+                    for station in stations:
+                        reconstruct(built, station, ledger, old)
+                        runs.append(StationRun(station.id))
+                        process_station(built, station, ledger, runs[-1])
+                for run in runs:
                     result.failures.extend(run.failures)
         finally:
             if old is not None:
                 old.close()
-        ids = [s.id for s in stations]
+        # a station whose rebuild did not finish (its cluster task was lost)
+        # keeps its current outputs
+        ids = result.stations = [r.station for r in runs if not r.fatal]
         if check:
             result.differences = compare(data, aside, ids)
         else:

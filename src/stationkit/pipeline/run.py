@@ -11,6 +11,10 @@ stations than workers, the rest parse a station's files in parallel.
 ``shard=(k, n)`` runs only the stations whose stable hash falls in shard k of
 n, so several cron hosts can split a fleet without coordinating.
 
+``cluster`` (a ``[cluster]`` scheduler) sends each station's chain to the
+workers of a Dask scheduler instead (:mod:`stationkit.cluster`); this
+process keeps the lock and is still the only one that writes the ledger.
+
 Failures are recorded in the ledger as they happen (``failures``). At the end
 of a complete run -- still under the lock -- every failure of the selected
 stations that no run has reported yet, those of an earlier run that was
@@ -34,10 +38,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stationkit.atomic import clean_temp_files
-from stationkit.config import Config, StationConfig
+from stationkit.config import ClusterConfig, Config, StationConfig
 from stationkit.errors import StationkitError
 from stationkit.faults import CONTENT, ENVIRONMENT, describe_os_error, is_environment, kind_of
 from stationkit.ledger import Ledger
@@ -51,6 +55,9 @@ from stationkit.pipeline.parse import parse_station
 from stationkit.pipeline.unpack import unpack_station
 from stationkit.progress import STATIONS, Progress, ProgressCallback, notify
 from stationkit.textsafe import show_name
+
+if TYPE_CHECKING:
+    from stationkit.cluster.client import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +195,9 @@ def _note(ledger: Ledger, failure: Failure) -> None:
         log.warning("%s: cannot record the failure in the ledger (%s)", failure.station, exc)
 
 
+note_failure = _note
+
+
 def _failed(ledger: Ledger, run: StationRun, stage: str, exc: BaseException) -> None:
     failure = Failure(run.station, stage, "", describe(exc), kind_of(exc))
     run.stages[stage] = {"error": failure.reason}
@@ -319,6 +329,7 @@ def run_stations(
     progress: ProgressCallback | None = None,
     retry_failed: bool = False,
     report: Callable[[RunResult], None] | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> RunResult:
     """Run the chain for ``stations``; raises LockedError if a run is in progress.
 
@@ -326,7 +337,9 @@ def run_stations(
     as stations finish, ("", "stations", finished, total, station).
     ``report`` is called with the result (:func:`after_run`'s failures
     included) while the lock is still held; the failures it was given are then
-    marked reported in the ledger."""
+    marked reported in the ledger. With a ``cluster`` scheduler the stations
+    run on its workers (``jobs`` does not apply); ClusterError when it cannot
+    be reached or used."""
     selected = select_shard(stations, shard)
     finished = _Counter(len(selected), progress)
     # workers go to stations first; what is left over parses a station's files in parallel
@@ -339,11 +352,24 @@ def run_stations(
     }
     with (
         RunLock(config.data_dir, wait=wait),
+        connected(cluster) as remote,
         unfinished_marker(config.data_dir),
         Ledger(config.data_dir) as main,
     ):
         started = main.last_failure_id()
-        if jobs <= 1 or len(selected) <= 1:
+        if remote is not None:
+            from stationkit.cluster.client import run_on_cluster
+
+            runs = run_on_cluster(
+                remote,
+                config,
+                selected,
+                main,
+                force=force,
+                retry_failed=retry_failed,
+                progress=progress,
+            )
+        elif jobs <= 1 or len(selected) <= 1:
             runs = [finished.done(run_station(config, st, main, **options)) for st in selected]
         else:
             # one ledger connection per worker thread, reused across its stations
@@ -373,6 +399,18 @@ def run_stations(
             except (sqlite3.Error, OSError) as exc:  # reported again by the next run
                 log.warning("cannot mark the failures reported in the ledger (%s)", exc)
     return result
+
+
+@contextmanager
+def connected(cluster: ClusterConfig | None) -> Iterator[Cluster | None]:
+    """The Dask cluster of ``cluster.scheduler``, or None to run in this process."""
+    if cluster is None or cluster.scheduler is None:
+        yield None
+        return
+    from stationkit.cluster.client import open_cluster  # Dask loads only when asked
+
+    with open_cluster(cluster) as remote:
+        yield remote
 
 
 def _pending(ledger: Ledger, stations: list[str], started: int, result: RunResult) -> list[int]:
@@ -508,13 +546,20 @@ def notify_failure(config: Config, result: RunResult) -> str | None:
     Returns an error message when the command itself fails (the run's exit
     code is not changed by it).
     """
-    if config.on_failure is None or not result.failures:
+    if not result.failures:
         return None
-    env = dict(os.environ, STATIONKIT_EXIT_CODE=str(result.exit_code))
+    return notify_command(config, result.failure_summary(), result.exit_code)
+
+
+def notify_command(config: Config, summary: str, exit_code: int) -> str | None:
+    """Run the ``on_failure`` command with ``summary`` on stdin (see notify_failure)."""
+    if config.on_failure is None:
+        return None
+    env = dict(os.environ, STATIONKIT_EXIT_CODE=str(exit_code))
     try:
         done = subprocess.run(
             list(config.on_failure),
-            input=result.failure_summary() + "\n",
+            input=summary + "\n",
             text=True,
             env=env,
             timeout=120,
