@@ -540,7 +540,9 @@ def export_station(
         ledger.record_export_layout(
             station.id, target_key, json.dumps(new_layout, sort_keys=True), json.dumps(stamps)
         )
-    log.info("%s: wrote %s (%d rows)", station.id, ", ".join(summary.files), rows)
+    # each path its own argument: the CLI shows each relative to where it runs
+    shown = ", ".join(["%s"] * len(summary.files))
+    log.info(f"%s: wrote {shown} (%d rows)", station.id, *summary.files, rows)
     return summary
 
 
