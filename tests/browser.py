@@ -186,6 +186,12 @@ class Browser:
                 raise BrowserError(f"{expression}: {answer['exceptionDetails']}")
             return answer["result"].get("value")
 
+        # images marked loading="lazy" do not hold up the load event: make them load
+        # now and wait for every image to settle, so a slow one is not taken for broken
+        self.send(
+            "Runtime.evaluate", session, expression=_SETTLE_IMAGES, awaitPromise=True,
+            returnByValue=True,
+        )  # fmt: skip
         html = evaluate("document.documentElement.outerHTML")
         broken = evaluate(
             "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
@@ -197,7 +203,8 @@ class Browser:
         shot = self.send(
             "Page.captureScreenshot", session, format="png", captureBeyondViewport=True
         )["data"]
-        errors = [_problem(ev) for ev in self.events]
+        # only this tab's events: a tab closed before may still report its teardown
+        errors = [_problem(ev) for ev in self.events if ev.get("sessionId") == session]
         self.send("Target.closeTarget", targetId=target)
         return PageLoad(
             html=html,
@@ -207,6 +214,19 @@ class Browser:
             width=int(size[0]),
             height=int(size[1]),
         )
+
+
+#: load every lazy image and resolve once all images have loaded or failed (at most 30 s)
+_SETTLE_IMAGES = """
+new Promise(done => {
+  const images = Array.from(document.images);
+  for (const i of images) { if (i.loading === 'lazy') i.loading = 'eager'; }
+  const settled = images.map(i => i.complete ? Promise.resolve() :
+    new Promise(r => { i.addEventListener('load', r); i.addEventListener('error', r); }));
+  Promise.all(settled).then(() => done(true));
+  setTimeout(() => done(false), 30000);
+})
+"""
 
 
 def _problem(event: dict[str, Any]) -> str:
