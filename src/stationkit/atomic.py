@@ -17,7 +17,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +28,10 @@ NAME_MAX = 255
 #: room a temporary name takes before the target's name: prefix, pid (up to 10 digits), token
 _TMP_ROOM = len(TMP_PREFIX) + 10 + 1 + 8 + 1
 _WINDOWS = os.name == "nt"
+#: a context held around each rename into place; raises to refuse the commit
+Guard = Callable[[], contextlib.AbstractContextManager[object]]
+#: set while a distributed task runs (stationkit.lease): refuses once its run has ended
+_COMMIT_GUARD: ContextVar[Guard | None] = ContextVar("_COMMIT_GUARD", default=None)
 
 
 def name_max(folder: Path) -> int:
@@ -100,6 +105,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def commit_guard(guard: Guard) -> Iterator[None]:
+    """Hold ``guard()`` around every rename into place in this context (and in
+    threads started with a copy of it); what it raises stops the commit: the
+    temporary goes, the target stays as it was."""
+    token = _COMMIT_GUARD.set(guard)
+    try:
+        yield
+    finally:
+        _COMMIT_GUARD.reset(token)
+
+
+def committing() -> contextlib.AbstractContextManager[object]:
+    """Hold while renaming an output into place: the context's guard, if any."""
+    guard = _COMMIT_GUARD.get()
+    return guard() if guard is not None else contextlib.nullcontext()
+
+
 def commit(tmp: Path, target: Path) -> None:
     """fsync ``tmp`` and rename it onto ``target``; fsync the directory."""
     # Windows flushes (FlushFileBuffers) only through a handle open for writing
@@ -108,7 +131,8 @@ def commit(tmp: Path, target: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    replace(tmp, target)
+    with committing():
+        replace(tmp, target)
     fsync_dir(target.parent)
 
 

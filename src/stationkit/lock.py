@@ -20,6 +20,7 @@ from types import TracebackType
 
 from stationkit.errors import LockedError
 from stationkit.layout import prepare_data_dir
+from stationkit.lease import end_leases
 
 with warnings.catch_warnings():
     # without fcntl (never on a real POSIX system) filelock warns that only a
@@ -59,6 +60,9 @@ class RunLock:
         self._lock = lock
         with contextlib.suppress(OSError):  # only for the message above
             self.path.with_name(PID_NAME).write_text(f"{os.getpid()}\n")
+        # a distributed run's client that died left its lease: its tasks stop now
+        with contextlib.suppress(OSError):
+            end_leases(self.path.parent)
 
     def release(self) -> None:
         if self._lock is not None:

@@ -18,12 +18,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stationkit.atomic import TMP_PREFIX
+from stationkit.lock import RunLock
 from tests.cluster.dask_cluster import DaskCluster
 from tests.fetch.sshd import free_port
 from tests.pipeline.helpers import toa5
@@ -291,3 +293,94 @@ def test_local_cluster_of_worker_processes(long_station: Path, tmp_path: Path) -
     done = stationkit(conf, "run", "--scheduler", "local:1", "--json")
     assert done.returncode == 0, done.stderr
     assert state(conf.parent) == state(local.parent)
+
+
+def _files(root: Path) -> dict[str, int]:
+    """Every file below data/ but temporaries, and its mtime [ns]."""
+    return {
+        p.relative_to(root / "data").as_posix(): p.stat().st_mtime_ns
+        for p in (root / "data").rglob("*")
+        if p.is_file() and not p.name.startswith(TMP_PREFIX)
+    }
+
+
+def _start_and_kill(
+    conf: Path, cluster: DaskCluster, kill: Callable[[subprocess.Popen[str]], None]
+) -> str:
+    """Start a distributed run; ``kill`` once the first readings are written; its stderr."""
+    readings = conf.parent / "data" / "lake" / "readings"
+    proc = subprocess.Popen(
+        [STATIONKIT, "--config", str(conf), "run", "--scheduler", cluster.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while proc.poll() is None:
+            if readings.is_dir() and any(readings.rglob("*.parquet")):
+                kill(proc)
+                break
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
+def _as_reference(root: Path, reference: dict[str, Any]) -> None:
+    """A plain run now ends as the reference run did."""
+    again = stationkit(root / "stations.toml", "run", "--scheduler", "none")
+    assert again.returncode == 3, again.stderr  # bad.dat again
+    got, want = state(root), reference["state"]
+    assert got["trees"] == want["trees"]
+    for table in ("files", "parses", "builds", "partitions"):
+        assert got["ledger"][table] == want["ledger"][table], table
+    assert not temporaries(root)
+
+
+def test_scheduler_lost_mid_run(template: Path, reference: dict[str, Any], tmp_path: Path) -> None:
+    """SIGKILL the scheduler while the first station's task runs: the run
+    ends at once (exit 1: no station got done; each a failure the next run
+    redoes; no traceback) and removes its lease; a plain run after it ends
+    as the reference did."""
+    cluster = DaskCluster.start(tmp_path / "dask", workers=1)
+    try:
+        conf = copy(template, tmp_path / "dist")
+
+        def kill_scheduler(_: subprocess.Popen[str]) -> None:
+            assert cluster.scheduler is not None
+            os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+
+        err = _start_and_kill(conf, cluster, kill_scheduler)
+    finally:
+        cluster.close()
+    assert "Traceback" not in err
+    for station in ("S1", "S2", "S3", "S4", "S5", "S6"):
+        assert f"stationkit: error: {station}: run: the connection to the Dask scheduler" in err
+    assert "was lost" in err and "the next run does this station again" in err
+    assert not list((conf.parent / "data" / ".tmp" / "cluster").glob("probe-*"))
+    _as_reference(conf.parent, reference)
+
+
+def test_a_task_orphaned_by_a_killed_client_writes_nothing_more(
+    template: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """SIGKILL the client while a station's task runs: the task goes on on its
+    worker (a running thread cannot be stopped), but once a process holds the
+    run lock -- which ends the dead client's lease -- it commits nothing more,
+    so the lock holder owns the data directory as it should."""
+    cluster = DaskCluster.start(tmp_path / "dask", workers=1)
+    try:
+        conf = copy(template, tmp_path / "dist")
+        data = conf.parent / "data"
+        _start_and_kill(conf, cluster, lambda proc: proc.kill())
+        assert list((data / ".tmp" / "cluster").glob("probe-*"))  # the dead client's lease
+        with RunLock(data):
+            assert not list((data / ".tmp" / "cluster").glob("probe-*"))
+            before = _files(conf.parent)
+            time.sleep(5)  # the orphaned station's task had seconds of work left
+            assert _files(conf.parent) == before
+    finally:
+        cluster.close()
+    _as_reference(conf.parent, reference)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from stationkit import __version__
-from stationkit.atomic import clean_temp_files, write_bytes
+from stationkit.atomic import clean_temp_files
 from stationkit.cluster.journal import replay, snapshot
 from stationkit.cluster.worker import (
     StationDone,
@@ -49,6 +49,7 @@ from stationkit.cluster.worker import (
 from stationkit.config import SCHEDULER_FORMS, ClusterConfig, Config, StationConfig
 from stationkit.errors import ClusterError
 from stationkit.faults import ENVIRONMENT, kind_of
+from stationkit.lease import end_leases, new_lease
 from stationkit.ledger import Ledger
 from stationkit.pipeline.rebuild import station_outputs, station_state
 from stationkit.pipeline.run import Failure, StationRun, describe, note_failure
@@ -58,7 +59,6 @@ from stationkit.sql import THREADS_ENV
 log = logging.getLogger(__name__)
 
 #: below data_dir: the files that prove every worker sees the data directory
-PROBES = Path(".tmp") / "cluster"
 #: how often the client looks at the cluster while it waits for results [s]
 POLL_S = 2.0
 
@@ -152,14 +152,10 @@ def _quietly(close: Callable[[], object]) -> None:
 
 
 def _probe(data_dir: Path) -> str:
-    """A new file below data_dir every worker must be able to read; old ones go."""
-    folder = data_dir / PROBES
-    if folder.is_dir():
-        for old in folder.iterdir():
-            old.unlink(missing_ok=True)
-    name = f"probe-{secrets.token_hex(8)}"
-    write_bytes(folder / name, f"stationkit {__version__}\n".encode())
-    return (PROBES / name).as_posix()
+    """The run's lease (stationkit.lease): a new file below data_dir that every
+    worker must be able to read, and without which no task writes; old ones go."""
+    end_leases(data_dir)
+    return new_lease(data_dir, f"stationkit {__version__}\n")
 
 
 def _check_workers(cluster: Cluster, data_dir: Path, probe: str) -> None:

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from stationkit import __version__
+from stationkit.atomic import commit_guard
 from stationkit.calibrate.engine import EngineResult, calibrate_readings
 from stationkit.calibrate.partition import Month
 from stationkit.cluster.journal import Statement, journal_of, open_snapshot
 from stationkit.config import Config, StationConfig
 from stationkit.errors import ClusterError
 from stationkit.faults import kind_of
+from stationkit.lease import lease_guard
 from stationkit.ledger import Ledger
 from stationkit.pipeline.calibrate import MONTH_BUILDER
 from stationkit.pipeline.rebuild import reconstruct
@@ -204,7 +206,11 @@ def station_task(job: StationJob) -> StationDone:
         raise ClusterError(f"worker {_worker_address() or '?'} {problem}")
     _limit_threads()
     ledger = open_snapshot(job.ledger, job.config.data_dir)
-    with collected_logs(job.log_level) as records, _spreading(job):
+    with (
+        _leased(job.config.data_dir, job.probe),
+        collected_logs(job.log_level) as records,
+        _spreading(job),
+    ):
         if job.kind == "rebuild":
             run = _rebuild(job, ledger)
         else:
@@ -239,12 +245,21 @@ def _rebuild(job: StationJob, ledger: Ledger) -> StationRun:
     return run
 
 
+def _leased(data_dir: Path, lease: str) -> contextlib.AbstractContextManager[None]:
+    """Outputs are committed only while the run's lease exists (stationkit.lease)."""
+    return commit_guard(lease_guard(data_dir, lease)) if lease else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def _spreading(job: StationJob) -> Iterator[None]:
     if job.spread <= 1:
         yield
         return
-    token = MONTH_BUILDER.set(functools.partial(spread_months, job.spread, job.key, job.log_level))
+    token = MONTH_BUILDER.set(
+        functools.partial(
+            spread_months, job.spread, job.key, job.log_level, str(job.config.data_dir), job.probe
+        )
+    )
     try:
         yield
     finally:
@@ -267,6 +282,8 @@ def spread_months(
     pieces: int,
     key: str,
     level: int,
+    lease_root: str,
+    lease: str,
     station: str,
     *args: Any,
     months: Iterable[Month] | None = None,
@@ -291,6 +308,8 @@ def spread_months(
                 (station, *args),
                 {**options, "months": group},
                 level,
+                lease_root,
+                lease,
                 key=f"{key}:months:{group[0].key}..{group[-1].key}",
                 pure=False,
             )
@@ -305,11 +324,11 @@ def spread_months(
 
 
 def months_task(
-    args: tuple[Any, ...], options: dict[str, Any], level: int
+    args: tuple[Any, ...], options: dict[str, Any], level: int, lease_root: str, lease: str
 ) -> tuple[EngineResult, list[Record]]:
     """Build some months of one station (a subtask of :func:`spread_months`)."""
     _limit_threads()
-    with collected_logs(level) as records:
+    with _leased(Path(lease_root), lease), collected_logs(level) as records:
         result = calibrate_readings(*args, **options)
     return result, list(records)
 

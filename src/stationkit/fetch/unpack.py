@@ -71,7 +71,7 @@ import py7zr.io
 from Cryptodome.Cipher import AES
 from Cryptodome.Util import Counter
 
-from stationkit.atomic import TMP_PREFIX, fsync_dir, temp_path, temp_tail
+from stationkit.atomic import TMP_PREFIX, committing, fsync_dir, temp_path, temp_tail
 from stationkit.errors import UnpackError
 from stationkit.fetch.magic import HEAD_BYTES, LZMA_MEMLIMIT, archive_kind
 
@@ -204,10 +204,11 @@ def extract_archive(
 def _replace_dir(tmp: Path, dest: Path) -> None:
     """Rename ``tmp`` onto ``dest``, moving an existing ``dest`` aside first."""
     old: Path | None = None
-    if dest.exists() or dest.is_symlink():
-        old = temp_path(dest)
-        os.rename(dest, old)
-    os.rename(tmp, dest)
+    with committing():
+        if dest.exists() or dest.is_symlink():
+            old = temp_path(dest)
+            os.rename(dest, old)
+        os.rename(tmp, dest)
     fsync_dir(dest.parent)
     if old is not None:
         if old.is_dir() and not old.is_symlink():

@@ -22,6 +22,7 @@ Outcomes in the ledger (``parses.status``):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -207,8 +208,10 @@ def parse_station(
 
     if jobs > 1 and len(rows) > 1:
         # files in parallel; outcomes recorded here, in path order
+        # each in a copy of this context: a commit guard (stationkit.lease) holds there too
+        contexts = [contextvars.copy_context() for _ in rows]
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="parse") as pool:
-            outcomes = pool.map(work, rows)
+            outcomes = pool.map(lambda ctx, row: ctx.run(work, row), contexts, rows)
             for i, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
                 record(i, row, outcome)
     else:
