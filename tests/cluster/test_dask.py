@@ -171,30 +171,21 @@ def test_worker_killed_mid_task_is_retried(
     no temporary left."""
     conf = copy(template, tmp_path / "dist")
     readings = conf.parent / "data" / "lake" / "readings"
-    proc = subprocess.Popen(
-        [STATIONKIT, "--config", str(conf), "run", "--json", "-v", "--scheduler", dask.address],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     killed: list[str] = []
-    try:
-        while proc.poll() is None and not killed:
-            for addr, keys in dask.client.processing().items():
-                for key in keys:
-                    station = str(key).split(":")[1] if str(key).startswith("stationkit-") else ""
-                    folder = readings / f"station={station}"
-                    if station and folder.is_dir() and any(folder.iterdir()):
-                        os.kill(dask.worker_pids()[addr], signal.SIGKILL)
-                        killed.append(str(key))
-                        break
-                if killed:
-                    break
-            time.sleep(0.01)
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    def hit(_: subprocess.Popen[str]) -> bool:
+        for addr, keys in dask.client.processing().items():
+            for key in keys:
+                station = str(key).split(":")[1] if str(key).startswith("stationkit-") else ""
+                folder = readings / f"station={station}"
+                if station and folder.is_dir() and any(folder.iterdir()):
+                    os.kill(dask.worker_pids()[addr], signal.SIGKILL)
+                    killed.append(str(key))
+                    return True
+        return False
+
+    done = _run_until(conf, dask.address, hit, "--json", "-v")
+    out, err = done.stdout, done.stderr
     assert killed, "no station task was seen running with its readings half written"
     lost = [
         msg
@@ -204,7 +195,7 @@ def test_worker_killed_mid_task_is_retried(
         and killed[0] in msg.get("processing-tasks", ())
     ]
     assert lost, f"the scheduler did not see {killed[0]} interrupted"
-    assert proc.returncode == 3, err
+    assert done.returncode == 3, err
     station = killed[0].split(":")[1]
     assert f"{station}: a worker was lost while working on it; the task ran again" in err
     assert json.loads(out) == reference["json"]
@@ -304,28 +295,40 @@ def _files(root: Path) -> dict[str, int]:
     }
 
 
-def _start_and_kill(
-    conf: Path, cluster: DaskCluster, kill: Callable[[subprocess.Popen[str]], None]
-) -> str:
-    """Start a distributed run; ``kill`` once the first readings are written; its stderr."""
-    readings = conf.parent / "data" / "lake" / "readings"
+def _run_until(
+    conf: Path, address: str, hit: Callable[[subprocess.Popen[str]], bool], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """A distributed run; ``hit(proc)`` polled while it runs until it returns
+    True (it may kill something); the finished run."""
     proc = subprocess.Popen(
-        [STATIONKIT, "--config", str(conf), "run", "--scheduler", cluster.address],
+        [STATIONKIT, "--config", str(conf), "run", *options, "--scheduler", address],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        while proc.poll() is None:
-            if readings.is_dir() and any(readings.rglob("*.parquet")):
-                kill(proc)
-                break
+        while proc.poll() is None and not hit(proc):
             time.sleep(0.01)
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=180)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
         if proc.poll() is None:
             proc.kill()
-    return err
+
+
+def _start_and_kill(
+    conf: Path, cluster: DaskCluster, kill: Callable[[subprocess.Popen[str]], None]
+) -> str:
+    """Start a distributed run; ``kill`` once the first readings are written; its stderr."""
+    readings = conf.parent / "data" / "lake" / "readings"
+
+    def hit(proc: subprocess.Popen[str]) -> bool:
+        if readings.is_dir() and any(readings.rglob("*.parquet")):
+            kill(proc)
+            return True
+        return False
+
+    return _run_until(conf, cluster.address, hit).stderr
 
 
 def _as_reference(root: Path, reference: dict[str, Any]) -> None:
