@@ -31,6 +31,7 @@ from pathlib import Path
 
 from stationkit.atomic import TMP_PREFIX, sha256_file
 from stationkit.config import ClusterConfig, Config, StationConfig
+from stationkit.lease import end_leases
 from stationkit.ledger import LEDGER_NAME, Ledger
 from stationkit.lock import RunLock
 from stationkit.pipeline.run import Failure, StationRun, connected, process_station
@@ -147,6 +148,7 @@ def rebuild(
     aside = data.parent / f".{data.name}.rebuild"
     result = RebuildResult(stations=[s.id for s in stations], built=aside)
     with RunLock(data), connected(cluster) as remote:
+        end_leases(aside)  # tasks of a rebuild whose client died write no more
         shutil.rmtree(aside, ignore_errors=True)
         aside.mkdir(parents=True)
         if (data / "raw").exists():
