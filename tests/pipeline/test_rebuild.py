@@ -6,8 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+import stationkit.pipeline.rebuild as rebuild_module
+from stationkit.atomic import deferred_sync, write_bytes
 from stationkit.cli import cli
 from tests.conftest import CORPUS
 from tests.pipeline.helpers import make_station, toa5
@@ -96,3 +99,50 @@ def test_rebuild_from_raw_alone_twice_is_byte_identical(tmp_path: Path) -> None:
         and '"failed": 1' in status.stdout
         and '"superseded": 1' in status.stdout
     )
+
+
+def test_rebuild_builds_aside_without_fsyncs_and_syncs_once_before_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild's outputs are built aside, where a crash throws them all away:
+    no fsync per file (they queue on the journal when workers run in parallel)
+    but one sync of the whole before they are put in place."""
+    conf = history(tmp_path)
+    events: list[str] = []
+    real_fsync, real_swap = os.fsync, rebuild_module._swap
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def swap(data: Path, aside: Path, stations: list[str]) -> None:
+        events.append("swap")
+        real_swap(data, aside, stations)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(rebuild_module, "_swap", swap)
+    monkeypatch.setattr(
+        rebuild_module, "sync_tree", lambda root: events.append(f"sync {root.name}")
+    )
+    before = lake_bytes(tmp_path / "data")
+    result = CliRunner().invoke(cli, ["--config", str(conf), "rebuild"])
+    assert result.exit_code == 3, result.stderr  # the bad file again
+    built = events[: events.index("sync .data.rebuild")]
+    assert built.count("fsync") == 0, built  # not one per output
+    assert events[events.index("sync .data.rebuild") + 1] == "swap"
+    assert lake_bytes(tmp_path / "data") == before
+
+
+def test_deferred_commits_stay_atomic_and_skip_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    write_bytes(tmp_path / "a.txt", b"durable")
+    assert len(calls) == 2  # the file, then its folder
+    with deferred_sync():
+        write_bytes(tmp_path / "b.txt", b"later")
+    assert len(calls) == 2
+    assert (tmp_path / "b.txt").read_bytes() == b"later"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stationkit-tmp-")]

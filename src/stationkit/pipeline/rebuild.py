@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from stationkit.atomic import TMP_PREFIX, sha256_file
+from stationkit.atomic import TMP_PREFIX, deferred_sync, sha256_file, sync_tree
 from stationkit.config import ClusterConfig, Config, StationConfig
 from stationkit.lease import end_leases
 from stationkit.ledger import LEDGER_NAME, Ledger
@@ -163,10 +163,11 @@ def rebuild(
                     runs = rebuild_on_cluster(remote, built, stations, ledger, old)
                 else:
                     runs = []
-                    for station in stations:
-                        reconstruct(built, station, ledger, old)
-                        runs.append(StationRun(station.id))
-                        process_station(built, station, ledger, runs[-1])
+                    with deferred_sync():  # one sync below, not an fsync per file
+                        for station in stations:
+                            reconstruct(built, station, ledger, old)
+                            runs.append(StationRun(station.id))
+                            process_station(built, station, ledger, runs[-1])
                 for run in runs:
                     result.failures.extend(run.failures)
         finally:
@@ -178,6 +179,7 @@ def rebuild(
         if check:
             result.differences = compare(data, aside, ids)
         else:
+            sync_tree(aside)  # durable before it is put in place
             _swap(data, aside, ids)
         shutil.rmtree(aside, ignore_errors=True)
     return result
