@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from stationkit import __version__
-from stationkit.atomic import clean_temp_files
+from stationkit.atomic import clean_temp_files, sync_tree
 from stationkit.cluster.journal import replay, snapshot
 from stationkit.cluster.worker import (
     StationDone,
@@ -409,4 +409,24 @@ def rebuild_on_cluster(
             key=key,
         )
 
-    return drive(cluster, config, stations, ledger, make)
+    runs = drive(cluster, config, stations, ledger, make)
+    _sync_workers(cluster, config.data_dir)
+    return runs
+
+
+def _sync_workers(cluster: Cluster, data_dir: Path) -> None:
+    """Every worker host makes what it wrote durable (rebuild tasks skip their
+    fsyncs: the tree aside is put in place only after this)."""
+    try:
+        found = cluster.client.run(sync_tree, data_dir, on_error="return")
+    except Exception as exc:  # the scheduler went away
+        raise ClusterError(
+            f"cannot have the Dask workers sync the rebuilt files ({type(exc).__name__}: "
+            f"{exc}); nothing was replaced"
+        ) from None
+    failed = sorted(addr for addr, what in found.items() if isinstance(what, BaseException))
+    if failed:
+        raise ClusterError(
+            f"worker {failed[0]} could not sync the rebuilt files to storage "
+            f"({found[failed[0]]}); nothing was replaced"
+        )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stationkit import __version__
-from stationkit.atomic import commit_guard, deferred_sync, sync_tree
+from stationkit.atomic import commit_guard, deferred_sync
 from stationkit.calibrate.engine import EngineResult, calibrate_readings
 from stationkit.calibrate.partition import Month
 from stationkit.cluster.journal import Statement, journal_of, open_snapshot
@@ -236,10 +236,11 @@ def _rebuild(job: StationJob, ledger: Ledger) -> StationRun:
     run = StationRun(job.station.id)
     old = open_snapshot(job.old, job.config.data_dir) if job.old is not None else None
     try:
-        with deferred_sync():  # built aside: one sync at the end, not an fsync per file
+        # built aside: no fsync per file; the client has every worker sync
+        # once at the end, before it puts the tree in place
+        with deferred_sync():
             reconstruct(job.config, job.station, ledger, old)
             process_station(job.config, job.station, ledger, run)
-        sync_tree(job.config.data_dir)  # durable before the client puts it in place
     except Exception as exc:  # as run_station: one station's bug must not hide the others
         log.debug("rebuild of %s stopped", job.station.id, exc_info=True)
         run.failures.append(Failure(job.station.id, "run", "", describe(exc), kind_of(exc)))
