@@ -32,24 +32,28 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
+def _as_datetime(value: Any) -> datetime | None:
+    """A TOML date-time, a TOML date (at midnight) or ISO text; None for anything else."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 def local_time(value: Any, where: str) -> datetime:
     """A logger-clock date-time from TOML (local date-time or date) or ISO text.
 
     A zone is refused: periods are compared in the logger's own clock, which
     stations.toml cannot confuse with UTC.
     """
-    if isinstance(value, datetime):
-        result = value
-    elif isinstance(value, date):
-        result = datetime.combine(value, time())
-    elif isinstance(value, str):
-        try:
-            result = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ConfigError(
-                f"{where}: expected a date-time like 2024-03-01T09:00:00, got {show_value(value)}"
-            ) from None
-    else:
+    result = _as_datetime(value)
+    if result is None:
         raise ConfigError(
             f"{where}: expected a date-time like 2024-03-01T09:00:00, got {show_value(value)}"
         )
@@ -157,16 +161,7 @@ class TomlTable:
         value = self.data.pop(name, None)
         if value is None:
             return None
-        result: datetime | None = None
-        if isinstance(value, datetime):
-            result = value
-        elif isinstance(value, date):
-            result = datetime.combine(value, time())
-        elif isinstance(value, str):
-            try:
-                result = datetime.fromisoformat(value.strip())
-            except ValueError:
-                result = None
+        result = _as_datetime(value)
         if result is None:
             raise ConfigError(
                 f"{self.key(name)}: expected a UTC date or date-time like 2024-03-01 or "
