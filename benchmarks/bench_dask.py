@@ -198,6 +198,19 @@ def main() -> None:
     empty.parent.mkdir(parents=True)
     empty.write_text('data_dir = "data"\n')
 
+    hourly: dict[str, float] = {}
+    day = days
+
+    def hourly_runs(label: str, *options: str) -> float:
+        """`run` after one more daily file per station, ``--hourly-repeat`` times."""
+        nonlocal day
+        runs = []
+        for _ in range(args.hourly_repeat):
+            new_day(conf, src, n, day)
+            day += 1
+            runs.append(timed(conf, "run", *options))
+        return show(label, runs)
+
     cluster = DaskCluster.start(OUT / "cluster", workers=1)
     try:
         address = cluster.address
@@ -216,33 +229,16 @@ def main() -> None:
         )
         # settle: the rebuilt ledger knows no source mtimes yet
         timed(conf, "run", "--scheduler", address)
-        day = days
-        hourly: dict[str, float] = {}
-        runs = []
-        for _ in range(args.hourly_repeat):
-            new_day(conf, src, n, day)
-            day += 1
-            runs.append(timed(conf, "run", "--scheduler", address))
-        hourly["2"] = show("hourly run --scheduler, 2 workers", runs)
+        hourly["2"] = hourly_runs("hourly run --scheduler, 2 workers", "--scheduler", address)
         fixed = show(
             "run --scheduler, no station (fixed cost)",
             [timed(empty, "run", "--scheduler", address) for _ in range(3)],
         )
         cluster.remove_worker()
-        runs = []
-        for _ in range(args.hourly_repeat):
-            new_day(conf, src, n, day)
-            day += 1
-            runs.append(timed(conf, "run", "--scheduler", address))
-        hourly["1"] = show("hourly run --scheduler, 1 worker", runs)
+        hourly["1"] = hourly_runs("hourly run --scheduler, 1 worker", "--scheduler", address)
     finally:
         cluster.close()
-    runs = []
-    for _ in range(args.hourly_repeat):
-        new_day(conf, src, n, day)
-        day += 1
-        runs.append(timed(conf, "run"))
-    hourly["local"] = show("hourly run, local (single-threaded)", runs)
+    hourly["local"] = hourly_runs("hourly run, local (single-threaded)")
     local_noop = show("run, local, no station", [timed(empty, "run") for _ in range(3)])
     if args.default_threads:
         show("rebuild, local (default threads)", [timed(conf, "rebuild", single=False)])
