@@ -49,7 +49,7 @@ from stationkit.cluster.worker import (
 from stationkit.config import SCHEDULER_FORMS, ClusterConfig, Config, StationConfig
 from stationkit.errors import ClusterError
 from stationkit.faults import ENVIRONMENT, kind_of
-from stationkit.lease import end_leases, new_lease
+from stationkit.lease import new_lease
 from stationkit.ledger import Ledger
 from stationkit.pipeline.rebuild import station_outputs, station_state
 from stationkit.pipeline.run import Failure, StationRun, describe, note_failure
@@ -151,13 +151,6 @@ def _quietly(close: Callable[[], object]) -> None:
 # ---------------------------------------------------------------- the driver
 
 
-def _probe(data_dir: Path) -> str:
-    """The run's lease (stationkit.lease): a new file below data_dir that every
-    worker must be able to read, and without which no task writes; old ones go."""
-    end_leases(data_dir)
-    return new_lease(data_dir, f"stationkit {__version__}\n")
-
-
 def _check_workers(cluster: Cluster, data_dir: Path, probe: str) -> None:
     found = cluster.client.run(check_worker, str(data_dir), probe, __version__, on_error="return")
     problems = [
@@ -192,7 +185,9 @@ def drive(
     distributed = _distributed()
     client = cluster.client
     data_dir = config.data_dir
-    probe = _probe(data_dir)
+    # the run's lease (stationkit.lease): every worker must be able to read it, and
+    # no task writes without it; the caller's run lock ended any left by a dead client
+    probe = new_lease(data_dir, f"stationkit {__version__}\n")
     token = secrets.token_hex(6)
     try:
         _check_workers(cluster, data_dir, probe)
