@@ -47,6 +47,7 @@ from stationkit.export.select import (
     to_wide,
 )
 from stationkit.ledger import Ledger, iso
+from stationkit.tomltable import as_datetime
 
 if TYPE_CHECKING:
     from stationkit.pipeline.run import RunResult
@@ -429,20 +430,13 @@ def _instant(value: TimeLike, name: str, local_offset: float | None) -> datetime
     when ``local_offset`` is given."""
     if value is None:
         return None
-    when: datetime
-    if isinstance(value, datetime):
-        when = value
-    elif isinstance(value, date):
-        when = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise SelectionError(
-                f"{name}: expected a datetime, a date or ISO 8601 text such as '2024-01-31' "
-                f"or '2024-01-31T12:00Z', got {value!r}"
-            ) from None
-    else:
+    when = as_datetime(value)
+    if when is None and isinstance(value, str):
+        raise SelectionError(
+            f"{name}: expected a datetime, a date or ISO 8601 text such as '2024-01-31' "
+            f"or '2024-01-31T12:00Z', got {value!r}"
+        )
+    if when is None:
         raise SelectionError(
             f"{name}: expected a datetime, a date or ISO 8601 text, got {type(value).__name__}"
         )

@@ -32,7 +32,7 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-def _as_datetime(value: Any) -> datetime | None:
+def as_datetime(value: Any) -> datetime | None:
     """A TOML date-time, a TOML date (at midnight) or ISO text; None for anything else."""
     if isinstance(value, datetime):
         return value
@@ -52,7 +52,7 @@ def local_time(value: Any, where: str) -> datetime:
     A zone is refused: periods are compared in the logger's own clock, which
     stations.toml cannot confuse with UTC.
     """
-    result = _as_datetime(value)
+    result = as_datetime(value)
     if result is None:
         raise ConfigError(
             f"{where}: expected a date-time like 2024-03-01T09:00:00, got {show_value(value)}"
@@ -161,7 +161,7 @@ class TomlTable:
         value = self.data.pop(name, None)
         if value is None:
             return None
-        result = _as_datetime(value)
+        result = as_datetime(value)
         if result is None:
             raise ConfigError(
                 f"{self.key(name)}: expected a UTC date or date-time like 2024-03-01 or "
