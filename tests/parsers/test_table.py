@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,15 +71,7 @@ def test_a_last_line_without_line_break_is_kept_only_when_proven_complete(
         assert "truncated last line dropped" in warnings[0]
 
 
-FIXED = TableLayout(
-    columns=("t", "a", "b"),
-    numeric=frozenset({"a", "b"}),
-    first_data_line=2,
-    separator="\t",
-    quote_char=None,
-    required="t",
-    fixed_decimals=True,
-)
+FIXED = replace(LAYOUT, fixed_decimals=True)
 
 
 @pytest.mark.parametrize(
@@ -105,15 +98,7 @@ def test_fixed_decimals_need_every_earlier_value_to_agree() -> None:
 
 
 def test_quoted_missing_markers_are_missing_in_unquoted_layouts_too() -> None:
-    layout = TableLayout(
-        columns=("t", "a", "b"),
-        numeric=frozenset({"a", "b"}),
-        first_data_line=2,
-        separator="\t",
-        quote_char=None,
-        null_values=("NAN", ""),
-        required="t",
-    )
+    layout = replace(LAYOUT, null_values=("NAN", ""))
     data = b't\ta\tb\nx\t"NAN"\t2\ny\t3\tNAN\n'
     frame, _ = load_table(data, layout, "f.txt")
     assert frame.rows() == [("x", None, 2.0), ("y", 3.0, None)]
